@@ -1,0 +1,3 @@
+from viocli.cli.main import main
+
+main()

@@ -1,0 +1,175 @@
+"""``viocli deployment ...``: the lifecycle of a whole deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from viocli.cli.common import (
+    CONTEXT_SETTINGS,
+    common_options,
+    format_option,
+    inventory_option,
+    not_landed,
+    requires_root,
+)
+
+tags_option = click.option(
+    "-t", "--tags", multiple=True, help="Only run tasks with these tags (comma-separated or repeated)."
+)
+skip_tags_option = click.option("--skip-tags", multiple=True, help="Skip tasks with these tags.")
+limit_option = click.option(
+    "-l", "--limit", multiple=True, help="Only these nodes or roles (e.g. controller01, database)."
+)
+extra_vars_option = click.option(
+    "-e",
+    "--extra-vars",
+    "extra_vars",
+    multiple=True,
+    metavar="KEY=VALUE|@FILE",
+    help="Override a variable for this run only (beats custom.yml). Never put secrets here.",
+)
+yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+force_option = click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@common_options
+def deployment() -> None:
+    """Create, configure, start, stop and inspect a deployment."""
+
+
+@deployment.command(context_settings=CONTEXT_SETTINGS)
+@inventory_option
+@yes_option
+@extra_vars_option
+@common_options
+@not_landed("vSphere provisioning and the deploy playbooks")
+@requires_root
+def create(inventory_path: Path | None, yes: bool, extra_vars: tuple[str, ...]) -> None:
+    """Provision the VMs on vSphere and deploy the control plane (resumable)."""
+
+
+@deployment.command(context_settings=CONTEXT_SETTINGS)
+@inventory_option
+@tags_option
+@skip_tags_option
+@limit_option
+@extra_vars_option
+@click.option("-C", "--check", is_flag=True, help="Dry run: report what would change, change nothing.")
+@click.option("-D", "--diff", is_flag=True, help="Show the differences in rendered files.")
+@common_options
+@not_landed("the deploy and configure playbooks")
+@requires_root
+def configure(
+    inventory_path: Path | None,
+    tags: tuple[str, ...],
+    skip_tags: tuple[str, ...],
+    limit: tuple[str, ...],
+    extra_vars: tuple[str, ...],
+    check: bool,
+    diff: bool,
+) -> None:
+    """Re-apply the inventory and custom.yml to the running deployment."""
+
+
+@deployment.command(context_settings=CONTEXT_SETTINGS)
+@common_options
+@not_landed("the lifecycle playbooks")
+@requires_root
+def start() -> None:
+    """Power on the VMs and start every service (Galera from the most advanced node)."""
+
+
+@deployment.command(context_settings=CONTEXT_SETTINGS)
+@force_option
+@common_options
+@not_landed("the lifecycle playbooks")
+@requires_root
+def stop(force: bool) -> None:
+    """Stop every service and power off the VMs."""
+
+
+@deployment.command(context_settings=CONTEXT_SETTINGS)
+@format_option
+@common_options
+@not_landed("the health checks")
+def status(output_format: str) -> None:
+    """Health of every service and node (collector_name / overall_status in JSON)."""
+
+
+@deployment.command(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--dest", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where to write the bundle."
+)
+@click.option("--since", default=None, help="Only log lines newer than this (e.g. 2h, 2026-11-20).")
+@common_options
+@not_landed("log collection")
+@requires_root
+def getlogs(dest: Path | None, since: str | None) -> None:
+    """Collect logs and rendered configs from the OMS and every node into one bundle (secrets removed)."""
+
+
+@deployment.command(context_settings=CONTEXT_SETTINGS)
+@force_option
+@common_options
+@not_landed("vSphere provisioning")
+@requires_root
+def destroy(force: bool) -> None:
+    """Delete every VM of the deployment and forget it (asks unless --force)."""
+
+
+@deployment.command(name="cert-req-create", context_settings=CONTEXT_SETTINGS)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the CSR.")
+@common_options
+@not_landed("certificate management")
+@requires_root
+def cert_req_create(out: Path | None) -> None:
+    """Create a certificate signing request for the external VIP's FQDN."""
+
+
+@deployment.command(name="cert-update", context_settings=CONTEXT_SETTINGS)
+@click.option("--cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True)
+@click.option("--key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
+@click.option("--chain", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
+@common_options
+@not_landed("certificate management")
+@requires_root
+def cert_update(cert: Path, key: Path | None, chain: Path | None) -> None:
+    """Install a CA-signed certificate on the load balancers."""
+
+
+@deployment.command(name="default", context_settings=CONTEXT_SETTINGS)
+@click.argument("name", required=False)
+def default(name: str | None) -> None:
+    """Show the default deployment, or set it (root) in viocli.conf."""
+    from viocli.settings import load_settings
+
+    settings = load_settings()
+    if name is None:
+        click.echo(settings.default_deployment or "(none set)")
+        return
+    _set_default(settings.config_file, name)
+    click.echo(f"default deployment: {name} ({settings.config_file})")
+
+
+def _set_default(config_file: Path, name: str) -> None:
+    import configparser
+    import os
+
+    from viocli.errors import BadInput, Refused
+    from viocli.inventory.model import NAME_PATTERN
+
+    if os.geteuid() != 0:
+        raise Refused("setting the default deployment must run as root", hint="sudo viocli deployment default NAME")
+    import re
+
+    if not re.match(NAME_PATTERN, name):
+        raise BadInput(f"{name!r} is not a valid deployment name")
+    parser = configparser.ConfigParser()
+    parser.read(config_file)
+    parser["DEFAULT"]["deployment"] = name
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(config_file, "w", encoding="utf-8") as handle:
+        parser.write(handle)

@@ -1,0 +1,244 @@
+"""Rules across fields of a schema-valid inventory: addresses, pools, counts by mode, datastores.
+
+Every rule adds to the collector instead of stopping, so the operator sees all problems at once.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from pathlib import Path
+
+from viocli.inventory.model import Inventory, Network
+from viocli.inventory.modes import API_NETWORK_ROLES, SIZING
+from viocli.inventory.problems import ProblemCollector
+
+SPARE_ADDRESSES = 2
+
+
+def effective_counts(inventory: Inventory) -> dict[str, int]:
+    """Nodes per role after mode defaults and the inventory's own counts."""
+    counts: dict[str, int] = {}
+    for role, defaults in SIZING[inventory.mode].items():
+        requested = getattr(inventory.roles, role).count
+        if role == "compute" and inventory.mode == "ha":
+            counts[role] = len(inventory.compute_clusters)
+        elif requested is not None:
+            counts[role] = requested
+        else:
+            counts[role] = defaults["count"] or 0
+    return counts
+
+
+def check_inventory(inventory: Inventory, collector: ProblemCollector, base_dir: Path) -> None:
+    """Run every cross-field rule; problems go to ``collector``."""
+    _check_counts(inventory, collector)
+    _check_network(inventory.networks.management, ("networks", "management"), collector)
+    _check_network(inventory.networks.api, ("networks", "api"), collector)
+    _check_pools_disjoint(inventory, collector)
+    _check_vips(inventory, collector)
+    _check_pool_sizes(inventory, collector)
+    _check_datastores(inventory, collector)
+    _check_compute_clusters(inventory, collector)
+    _check_files(inventory, collector, base_dir)
+
+
+def _check_counts(inventory: Inventory, collector: ProblemCollector) -> None:
+    mode = inventory.mode
+    counts = effective_counts(inventory)
+
+    def where(role: str) -> tuple:
+        spec = getattr(inventory.roles, role)
+        return ("roles", role, "count") if spec.count is not None else ("mode",)
+
+    for role in ("loadbalancer", "database", "controller", "compute"):
+        spec = getattr(inventory.roles, role)
+        if (
+            SIZING[mode][role]["count"] == 0
+            and role != "compute"
+            and any(value is not None for value in spec.model_dump().values())
+        ):
+            collector.error(
+                ("roles", role),
+                f"{mode} mode has no separate {role} nodes (the controller holds that role); remove roles.{role}",
+                value=False,
+            )
+    if mode == "ha":
+        if inventory.roles.compute.count is not None and inventory.roles.compute.count != len(
+            inventory.compute_clusters
+        ):
+            collector.error(
+                ("roles", "compute", "count"),
+                f"HA runs one compute node per compute cluster ({len(inventory.compute_clusters)} "
+                "listed in compute_clusters); remove roles.compute.count",
+            )
+        db = counts["database"]
+        if db < 3 or db % 2 == 0:
+            collector.error(
+                where("database"),
+                f"HA needs an odd number of database nodes, at least 3, for Galera and RabbitMQ quorum (got {db})",
+            )
+        if counts["loadbalancer"] != 2:
+            collector.error(
+                where("loadbalancer"),
+                f"HA needs a load-balancer pair: exactly 2 loadbalancer nodes (got {counts['loadbalancer']})",
+            )
+        if counts["controller"] < 2:
+            collector.error(
+                where("controller"),
+                f"HA needs at least 2 controllers behind the VIPs (got {counts['controller']})",
+            )
+    else:
+        if counts["controller"] != 1:
+            collector.error(where("controller"), f"{mode} mode has exactly 1 controller (got {counts['controller']})")
+        if mode == "tiny" and inventory.roles.compute.count:
+            collector.error(
+                ("roles", "compute", "count"),
+                "tiny mode runs nova-compute on its single node; remove roles.compute.count",
+            )
+        if mode == "compact" and counts["compute"] != 1:
+            collector.error(
+                where("compute"),
+                f"compact mode has 1 compute node serving every compute cluster (got {counts['compute']})",
+            )
+
+
+def _check_network(network: Network, path: tuple, collector: ProblemCollector) -> None:
+    cidr = network.cidr
+    reserved = {cidr.network_address, cidr.broadcast_address}
+    if network.gateway not in cidr:
+        collector.error((*path, "gateway"), f"gateway {network.gateway} is outside {cidr}")
+    elif network.gateway in reserved:
+        collector.error((*path, "gateway"), f"gateway {network.gateway} is the network or broadcast address of {cidr}")
+    seen: dict[IPv4Address, int] = {}
+    for index, address_range in enumerate(network.pool):
+        where = (*path, "pool", index)
+        if address_range.first not in cidr or address_range.last not in cidr:
+            outside = address_range.first if address_range.first not in cidr else address_range.last
+            collector.error(where, f"pool range {address_range}: {outside} is outside {cidr}")
+            continue
+        bad = [str(a) for a in reserved if int(address_range.first) <= int(a) <= int(address_range.last)]
+        if bad:
+            collector.error(where, f"pool range {address_range} includes the network/broadcast address {bad[0]}")
+        if int(address_range.first) <= int(network.gateway) <= int(address_range.last):
+            collector.error(where, f"pool range {address_range} includes the gateway {network.gateway}")
+        for other_index in sorted({seen[a] for a in address_range if a in seen}):
+            collector.error(where, f"pool range {address_range} overlaps pool[{other_index}] (duplicate IPs)")
+        for address in address_range:
+            seen.setdefault(address, index)
+
+
+def _pool_addresses(network: Network) -> set[IPv4Address]:
+    return {address for address_range in network.pool for address in address_range}
+
+
+def _check_pools_disjoint(inventory: Inventory, collector: ProblemCollector) -> None:
+    shared = _pool_addresses(inventory.networks.management) & _pool_addresses(inventory.networks.api)
+    if shared:
+        first = min(shared)
+        collector.error(
+            ("networks", "api", "pool"),
+            f"the API pool and the management pool share {len(shared)} address(es), first {first} (duplicate IPs)",
+        )
+
+
+def _check_vips(inventory: Inventory, collector: ProblemCollector) -> None:
+    vips = inventory.vips
+    management, api = inventory.networks.management, inventory.networks.api
+    if vips.internal not in management.cidr:
+        collector.error(
+            ("vips", "internal"), f"internal VIP {vips.internal} is outside the management network {management.cidr}"
+        )
+    if vips.external not in api.cidr:
+        collector.error(("vips", "external"), f"external VIP {vips.external} is outside the API network {api.cidr}")
+    if vips.internal == vips.external:
+        collector.error(("vips", "external"), f"external VIP {vips.external} duplicates the internal VIP")
+    for name, vip in (("internal", vips.internal), ("external", vips.external)):
+        for net_name, network in (("management", management), ("api", api)):
+            if vip in _pool_addresses(network):
+                collector.error(
+                    ("vips", name),
+                    f"{name} VIP {vip} is inside the {net_name} IP pool; VIPs must be outside the pool",
+                )
+            if vip == network.gateway:
+                collector.error(("vips", name), f"{name} VIP {vip} is the {net_name} gateway")
+            if vip in (network.cidr.network_address, network.cidr.broadcast_address) and vip in network.cidr:
+                collector.error(
+                    ("vips", name), f"{name} VIP {vip} is the network or broadcast address of {network.cidr}"
+                )
+
+
+def _check_pool_sizes(inventory: Inventory, collector: ProblemCollector) -> None:
+    counts = effective_counts(inventory)
+    total = sum(counts.values())
+    management = inventory.networks.management
+    size = sum(len(r) for r in management.pool)
+    if size < total + SPARE_ADDRESSES:
+        collector.error(
+            ("networks", "management", "pool"),
+            f"the management pool has {size} address(es); {total} nodes plus {SPARE_ADDRESSES} spares "
+            f"need {total + SPARE_ADDRESSES}",
+            value=False,
+        )
+    api_nodes = sum(counts[role] for role in API_NETWORK_ROLES[inventory.mode])
+    api = inventory.networks.api
+    api_size = sum(len(r) for r in api.pool)
+    if api_size < api_nodes + SPARE_ADDRESSES:
+        collector.error(
+            ("networks", "api", "pool"),
+            f"the API pool has {api_size} address(es); {api_nodes} node(s) on the API network plus "
+            f"{SPARE_ADDRESSES} spares need {api_nodes + SPARE_ADDRESSES}",
+            value=False,
+        )
+
+
+def _check_datastores(inventory: Inventory, collector: ProblemCollector) -> None:
+    seen: dict[str, int] = {}
+    for index, name in enumerate(inventory.vcenter.datastores):
+        if name in seen:
+            collector.error(
+                ("vcenter", "datastores", index), f"datastore {name!r} is listed twice (first at [{seen[name]}])"
+            )
+        seen.setdefault(name, index)
+    if inventory.mode == "ha" and len(seen) < 3:
+        collector.warning(
+            ("vcenter", "datastores"),
+            f"only {len(seen)} datastore(s): anti-affinity spreads the database trio over 3 datastores; "
+            "with fewer, a datastore failure can take down Galera quorum",
+        )
+
+
+def _check_compute_clusters(inventory: Inventory, collector: ProblemCollector) -> None:
+    seen: dict[str, int] = {}
+    for index, cluster in enumerate(inventory.compute_clusters):
+        if cluster.name in seen:
+            collector.error(
+                ("compute_clusters", index, "name"),
+                f"compute cluster {cluster.name!r} is listed twice (first at compute_clusters[{seen[cluster.name]}]); "
+                "each vSphere cluster gets exactly one nova-compute",
+            )
+        seen.setdefault(cluster.name, index)
+
+
+def _check_files(inventory: Inventory, collector: ProblemCollector, base_dir: Path) -> None:
+    tls = inventory.vcenter.tls
+    if tls.insecure and tls.ca_file is not None:
+        collector.error(
+            ("vcenter", "tls", "insecure"),
+            "insecure: true turns verification off, so ca_file would be ignored; set one or the other",
+        )
+    elif tls.insecure:
+        collector.warning(
+            ("vcenter", "tls", "insecure"),
+            "TLS verification of vCenter is off; anyone on the path can read the vCenter password",
+        )
+    files: list[tuple[tuple, Path | None]] = [(("vcenter", "tls", "ca_file"), tls.ca_file)]
+    if inventory.external_tls is not None:
+        for field in ("cert_file", "key_file", "chain_file"):
+            files.append((("external_tls", field), getattr(inventory.external_tls, field)))
+    files.append((("custom_file",), inventory.custom_file))
+    for path, value in files:
+        if value is None:
+            continue
+        resolved = value if value.is_absolute() else base_dir / value
+        if not resolved.is_file():
+            collector.error(path, f"file {resolved} does not exist")

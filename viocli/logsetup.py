@@ -1,0 +1,82 @@
+"""The full log: ``/var/log/viocli/viocli.log``, rotated at 7 files of 100 MB, every secret masked."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import sys
+from pathlib import Path
+
+from viocli.redact import REDACTOR
+
+LOGGER_NAME = "viocli"
+MAX_BYTES = 100 * 1024 * 1024
+BACKUP_COUNT = 6  # the live file plus 6 rotated ones: 7 files
+
+_active_log_file: Path | None = None
+_configured = False
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in the fully formatted message before any handler writes it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        record.msg = REDACTOR.text(message)
+        record.args = None
+        return True
+
+
+def get_logger() -> logging.Logger:
+    """The viocli logger (writes nothing until :func:`setup_logging` found a writable log file)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    if not logger.handlers:
+        # Without a handler, logging's last resort would print to stderr.
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+    return logger
+
+
+def setup_logging(log_file: Path) -> Path | None:
+    """Open the rotating log file if this user may write it; return its path or None.
+
+    Read-only commands run by ordinary users cannot write under /var/log; they simply do not log.
+    """
+    global _active_log_file, _configured
+    from logging.handlers import RotatingFileHandler
+
+    logger = get_logger()
+    if _configured:
+        return _active_log_file
+    _configured = True
+    logger.setLevel(logging.DEBUG)
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        old_umask = os.umask(0o077)
+        try:
+            handler = RotatingFileHandler(log_file, maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8")
+        finally:
+            os.umask(old_umask)
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    handler.addFilter(RedactingFilter())
+    logger.addHandler(handler)
+    _active_log_file = log_file
+    try:
+        user = os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    logger.info("start: %s (user %s)", " ".join(["viocli", *sys.argv[1:]]), user)
+    return log_file
+
+
+def active_log_file() -> Path | None:
+    """The log file this process writes to, if any."""
+    return _active_log_file
+
+
+def redact_text(text: str) -> str:
+    """Mask every known secret in a string (for anything printed to the console)."""
+    return REDACTOR.text(text)

@@ -1,0 +1,1 @@
+"""Operations: plain functions composing inventory, state, secrets, vSphere and the run engine."""

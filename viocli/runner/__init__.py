@@ -1,0 +1,1 @@
+"""The Ansible run engine around ansible-runner: data dir, settings, progress, redaction, exit codes."""

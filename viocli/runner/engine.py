@@ -1,0 +1,290 @@
+"""Run one playbook through ansible-runner and turn the outcome into viocli's exit codes.
+
+Secrets reach Ansible only through a 0600 vars file inside the private data dir, removed after the
+run; never argv, never the environment. Every event is redacted in place before ansible-runner
+writes it to the artifacts, before the log and before the console.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from viocli.errors import NodesUnreachable, OperationFailed
+from viocli.logsetup import get_logger
+from viocli.redact import REDACTOR
+from viocli.runner.plan import PlaybookRun
+from viocli.runner.progress import RESULT_EVENTS, RunProgress, result_message
+from viocli.runner.settings import ansible_env
+
+ROTATE_ARTIFACTS = 30
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class RunTarget:
+    """Where and on what a playbook runs: built by the operations layer from a deployment."""
+
+    name: str
+    work_dir: Path
+    playbook_dir: Path
+    inventory: dict[str, Any]
+    secrets: dict[str, Any] = field(default_factory=dict)
+    custom_vars: dict[str, Any] = field(default_factory=dict)
+    node_count: int = 1
+    ssh_key: Path | None = None
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.work_dir / "known_hosts"
+
+
+@dataclass
+class RunResult:
+    """The outcome of a run that completed (failures raise instead)."""
+
+    status: str
+    rc: int
+    stats: dict[str, dict[str, int]]
+    artifact_dir: Path
+    elapsed: float
+
+    @property
+    def changed(self) -> int:
+        return sum(self.stats.get("changed", {}).values())
+
+    def hosts(self, key: str) -> list[str]:
+        return sorted(h for h, n in self.stats.get(key, {}).items() if n)
+
+
+@dataclass
+class _Collector:
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)
+    failures: dict[str, list[str]] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    stdout: list[str] = field(default_factory=list)
+
+
+def _write_yaml(path: Path, data: Any, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(data, handle, default_flow_style=False, sort_keys=True)
+
+
+def prepare_data_dir(target: RunTarget, extravars: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Lay out ansible-runner's private data dir; returns it and the secrets file to remove after."""
+    data_dir = target.work_dir / "runner"
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(data_dir, 0o700)
+    inventory_dir = data_dir / "inventory"
+    if inventory_dir.exists():
+        shutil.rmtree(inventory_dir)
+    _write_yaml(inventory_dir / "hosts.yml", target.inventory)
+    secrets_file = inventory_dir / "group_vars" / "all" / "secrets.yml"
+    _write_yaml(secrets_file, dict(target.secrets))
+    _write_yaml(data_dir / "env" / "extravars", dict(extravars))
+    config_file = data_dir / "ansible.cfg"
+    config_file.write_text("# viocli passes every setting through the environment\n", encoding="utf-8")
+    (target.work_dir / "facts").mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not target.known_hosts.exists():
+        fd = os.open(target.known_hosts, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+    return data_dir, secrets_file
+
+
+class _Interrupt:
+    """Turns Ctrl-C into a clean cancel of the running playbook."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, _signum: int, _frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *_exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+
+def run_playbook(
+    target: RunTarget,
+    run: PlaybookRun,
+    *,
+    cli_vars: Mapping[str, Any] | None = None,
+    tuned: bool = True,
+    verbosity: int = 0,
+    progress: RunProgress | None = None,
+    timeout: int | None = None,
+) -> RunResult:
+    """Run ``run`` against ``target``; raise OperationFailed (1) or NodesUnreachable (3) on failure.
+
+    Extra vars, lowest to highest: custom.yml, then ``-e`` from the command line, then the
+    command's own ``viocli_*`` variables (a separate name space, so nothing is shadowed).
+    """
+    import ansible_runner
+
+    log = get_logger()
+    playbook_path = target.playbook_dir / run.playbook
+    if not playbook_path.is_file():
+        raise OperationFailed(
+            f"playbook {run.playbook} is missing from {target.playbook_dir}",
+            hint="the viocli installation is incomplete; reinstall it",
+        )
+    REDACTOR.add(str(v) for value in target.secrets.values() for v in (value if isinstance(value, list) else [value]))
+    extravars = {**target.custom_vars, **dict(cli_vars or {}), **dict(run.extravars)}
+    data_dir, secrets_file = prepare_data_dir(target, extravars)
+    env = ansible_env(
+        work_dir=target.work_dir,
+        playbook_dir=target.playbook_dir,
+        config_file=data_dir / "ansible.cfg",
+        known_hosts=target.known_hosts,
+        node_count=target.node_count,
+        ssh_key=target.ssh_key,
+        tuned=tuned,
+    )
+    ident = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{Path(run.playbook).stem}"
+    collected = _Collector()
+    progress = progress or RunProgress(f"{target.name}: {run.playbook}", verbosity=verbosity)
+
+    def on_event(event: dict[str, Any]) -> bool:
+        REDACTOR.data_in_place(event)
+        text = ANSI_RE.sub("", event.get("stdout") or "")
+        if text:
+            collected.stdout.append(text)
+            for line in text.splitlines():
+                if line.strip():
+                    log.info("ansible: %s", line)
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if RESULT_EVENTS.get(kind) == "failed" and not data.get("ignore_errors"):
+            collected.failures.setdefault(data.get("host", "?"), []).append(
+                f"TASK [{data.get('task', '?')}]: {result_message(data)}"
+            )
+        elif RESULT_EVENTS.get(kind) == "unreachable":
+            collected.unreachable[data.get("host", "?")] = result_message(data)
+        elif kind == "playbook_on_stats":
+            collected.stats = {
+                key: dict(data.get(key) or {})
+                for key in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored", "processed")
+            }
+        progress.on_event(event)
+        return True
+
+    log.info(
+        "run %s on %s: tags=%s skip_tags=%s limit=%s check=%s diff=%s tuned=%s ident=%s",
+        run.playbook,
+        target.name,
+        ",".join(run.tags) or "-",
+        ",".join(run.skip_tags) or "-",
+        run.limit or "-",
+        run.check,
+        run.diff,
+        tuned,
+        ident,
+    )
+    started = time.monotonic()
+    try:
+        with _Interrupt() as interrupt, progress:
+            runner = ansible_runner.run(
+                private_data_dir=str(data_dir),
+                project_dir=str(target.playbook_dir),
+                playbook=run.playbook,
+                inventory=str(data_dir / "inventory"),
+                ident=ident,
+                tags=",".join(run.tags) or None,
+                skip_tags=",".join(run.skip_tags) or None,
+                limit=run.limit,
+                cmdline=run.cmdline(),
+                envvars=env,
+                verbosity=max(0, verbosity - 1) or None,
+                rotate_artifacts=ROTATE_ARTIFACTS,
+                suppress_env_files=True,
+                suppress_output_file=True,
+                quiet=True,
+                fact_cache_type=None,
+                event_handler=on_event,
+                cancel_callback=lambda: interrupt.requested,
+                timeout=timeout,
+            )
+    finally:
+        secrets_file.unlink(missing_ok=True)
+    elapsed = time.monotonic() - started
+    artifact_dir = data_dir / "artifacts" / ident
+    _write_redacted_stdout(artifact_dir, collected.stdout)
+    if collected.stats:
+        progress.recap(collected.stats)
+    status, rc = runner.status, runner.rc if runner.rc is not None else -1
+    log.info("run %s finished: status=%s rc=%s in %.1fs", run.playbook, status, rc, elapsed)
+    return _outcome(run, target, status, rc, collected, artifact_dir, elapsed)
+
+
+def _write_redacted_stdout(artifact_dir: Path, chunks: list[str]) -> None:
+    if not artifact_dir.is_dir():
+        return
+    fd = os.open(artifact_dir / "stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(chunks) + "\n")
+
+
+def _outcome(
+    run: PlaybookRun, target: RunTarget, status: str, rc: int, collected: _Collector, artifact_dir: Path, elapsed: float
+) -> RunResult:
+    result = RunResult(status=status, rc=rc, stats=collected.stats, artifact_dir=artifact_dir, elapsed=elapsed)
+    where = f"{run.playbook} on {target.name}"
+    details = [
+        f"failed on {host}: {reason}" for host, reasons in sorted(collected.failures.items()) for reason in reasons
+    ]
+    details += [f"unreachable: {host}: {reason}" for host, reason in sorted(collected.unreachable.items())]
+    details.append(f"artifacts: {artifact_dir}")
+    failed_hosts = result.hosts("failures") or sorted(collected.failures)
+    unreachable_hosts = result.hosts("dark") or sorted(collected.unreachable)
+    if status == "canceled":
+        raise OperationFailed(
+            f"{where} was interrupted", hint="run the same command again to complete it", details=details
+        )
+    if status == "timeout":
+        raise OperationFailed(f"{where} timed out after {elapsed:.0f}s", details=details)
+    if unreachable_hosts:
+        also = f"; failed on {', '.join(failed_hosts)}" if failed_hosts else ""
+        raise NodesUnreachable(
+            f"{where}: unreachable node(s): {', '.join(unreachable_hosts)}{also}",
+            hint="check that the nodes are powered on and reachable over SSH from the OMS, then run again",
+            details=details,
+        )
+    if failed_hosts:
+        raise OperationFailed(
+            f"{where} failed on {', '.join(failed_hosts)}",
+            hint="fix the cause shown above, then run the same command again: it resumes",
+            details=details,
+        )
+    if status != "successful" or rc != 0:
+        tail = [line for chunk in collected.stdout[-5:] for line in chunk.splitlines() if line.strip()][-8:]
+        raise OperationFailed(
+            f"{where}: ansible-playbook stopped before finishing (status {status}, rc {rc})",
+            details=[*tail, f"artifacts: {artifact_dir}"],
+        )
+    return result
+
+
+def read_events(artifact_dir: Path) -> list[dict[str, Any]]:
+    """The job events of a finished run, in order (for tests and post-mortems)."""
+    events_dir = artifact_dir / "job_events"
+    files = sorted(events_dir.glob("*.json"), key=lambda p: int(p.name.split("-", 1)[0]))
+    return [json.loads(p.read_text(encoding="utf-8")) for p in files]

@@ -1,0 +1,1 @@
+"""The OMS state store (SQLite): deployments, nodes, operation history, backup catalog; and the lock."""

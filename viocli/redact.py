@@ -28,6 +28,11 @@ class Redactor:
             alternatives = sorted(self._values, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(v) for v in alternatives))
 
+    def clear(self) -> None:
+        """Forget every registered value."""
+        self._values = set()
+        self._pattern = None
+
     def __bool__(self) -> bool:
         return bool(self._values)
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 @click.group(
+    name="viocli",
     cls=LazyGroup,
     lazy_commands=COMMANDS,
     context_settings=CONTEXT_SETTINGS,

@@ -1,0 +1,60 @@
+"""Shared fixtures: every test runs viocli against its own state dir, log file and config."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from viocli.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "inventory"
+
+
+@pytest.fixture
+def viocli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point viocli's state dir, log file and config into ``tmp_path``; returns that root."""
+    root = tmp_path / "oms"
+    monkeypatch.setenv("VIOCLI_STATE_DIR", str(root / "state"))
+    monkeypatch.setenv("VIOCLI_LOG_FILE", str(root / "log" / "viocli.log"))
+    monkeypatch.setenv("VIOCLI_CONFIG", str(root / "etc" / "viocli.conf"))
+    monkeypatch.delenv("VIOCLI_DEPLOYMENT", raising=False)
+    load_settings.cache_clear()
+    yield root
+    load_settings.cache_clear()
+
+
+@pytest.fixture
+def example(tmp_path: Path):
+    """Copy a shipped example inventory into tmp_path (so a test may edit it) and return its path."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / "inv" / f"{name}.yml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLES / f"{name}.yml", target)
+        return target
+
+    return copy
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging_and_redactor(monkeypatch: pytest.MonkeyPatch):
+    """Each test starts with no log file open and an empty redactor."""
+    import logging
+
+    from viocli import logsetup
+    from viocli.redact import REDACTOR
+
+    REDACTOR.clear()
+    logger = logging.getLogger(logsetup.LOGGER_NAME)
+    saved = list(logger.handlers)
+    monkeypatch.setattr(logsetup, "_configured", False)
+    monkeypatch.setattr(logsetup, "_active_log_file", None)
+    yield
+    for handler in logger.handlers:
+        if handler not in saved:
+            handler.close()
+    logger.handlers = saved
+    REDACTOR.clear()

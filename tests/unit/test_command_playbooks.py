@@ -1,0 +1,250 @@
+"""Kayobe-style: with ansible-runner mocked, each command produces exactly these runs.
+
+The fake runner records what ansible_runner.run received and what the private data dir held at
+that moment (the secrets file is removed right after a run).
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import ansible_runner
+import pytest
+import yaml
+
+from viocli.errors import BadInput, NodesUnreachable, OperationFailed
+from viocli.ops import plans
+from viocli.ops.ansible import parse_cli_vars, run_ansible
+from viocli.ops.context import resolve_deployment
+from viocli.runner.plan import PlaybookRun
+from viocli.secrets.store import SecretStore
+from viocli.settings import load_settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "inventory"
+
+
+class FakeRunner:
+    """Stands in for ansible_runner.run: records the call, replays scripted events."""
+
+    def __init__(self, events: list[dict[str, Any]] | None = None, status: str = "successful", rc: int = 0):
+        self.calls: list[dict[str, Any]] = []
+        self.events = events or [
+            {"event": "playbook_on_play_start", "event_data": {"play": "all"}, "stdout": "PLAY [all]"},
+            {"event": "playbook_on_task_start", "event_data": {"task": "t"}, "stdout": "TASK [t]"},
+            {"event": "runner_on_ok", "event_data": {"host": "controller01", "task": "t", "res": {"changed": False}}},
+            {"event": "playbook_on_stats", "event_data": {"ok": {"controller01": 1}, "changed": {}, "failures": {},
+                                                          "dark": {}, "skipped": {}}},
+        ]
+        self.status, self.rc = status, rc
+
+    def __call__(self, **kwargs: Any) -> SimpleNamespace:
+        data_dir = Path(kwargs["private_data_dir"])
+        secrets_file = data_dir / "inventory" / "group_vars" / "all" / "secrets.yml"
+        self.calls.append(
+            {
+                **kwargs,
+                "extravars_file": yaml.safe_load((data_dir / "env" / "extravars").read_text()),
+                "inventory_file": yaml.safe_load((data_dir / "inventory" / "hosts.yml").read_text()),
+                "secrets_file": yaml.safe_load(secrets_file.read_text()),
+                "secrets_mode": stat.S_IMODE(secrets_file.stat().st_mode),
+                "secrets_path": secrets_file,
+            }
+        )
+        for event in self.events:
+            kwargs["event_handler"](event)
+        return SimpleNamespace(status=self.status, rc=self.rc)
+
+
+@pytest.fixture
+def deployment(viocli_env, example):
+    custom = example("ha").parent / "custom.yml"
+    custom.write_text("cpu_allocation_ratio: 4.0\nntp_servers: [10.9.9.9]\nopenstack_api_workers: 6\n")
+    path = example("ha")
+    path.write_text(path.read_text().replace("# custom_file: custom.yml", "custom_file: custom.yml"))
+    settings = load_settings()
+    SecretStore(settings.deployment_dir("vio-prod")).set("vcenter_password", "VcPass-0123456789")
+    return resolve_deployment(settings, None, path, None)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
+    runner = FakeRunner()
+    monkeypatch.setattr(ansible_runner, "run", runner)
+    monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(Path(__file__).parent.parent / "fixtures" / "playbooks"))
+    return runner
+
+
+# (description, plan factory, expected playbook, tags, skip_tags, limit, command variables, cmdline)
+CASES = [
+    ("deployment configure", lambda d: plans.configure(d), "configure.yml", None, None, None,
+     {"viocli_action": "configure"}, None),
+    ("deployment configure --tags nova_api_config", lambda d: plans.configure(d, tags=["nova_api_config"]),
+     "configure.yml", "nova_api_config", None, None, {"viocli_action": "configure"}, None),
+    ("deployment configure -t a,b --skip-tags c -l controller -l database01 --check --diff",
+     lambda d: plans.configure(d, tags=["a,b"], skip_tags=["c"], limit=["controller", "database01"], check=True,
+                               diff=True),
+     "configure.yml", "a,b", "c", "controller:database01", {"viocli_action": "configure"}, "--check --diff"),
+    ("deployment create (configuration step)", lambda d: plans.deploy(d), "deploy.yml", None, None, None,
+     {"viocli_action": "deploy"}, None),
+    ("deployment start", lambda d: plans.start(d), "start.yml", None, None, None, {"viocli_action": "start"}, None),
+    ("deployment stop", lambda d: plans.stop(d), "stop.yml", None, None, None, {"viocli_action": "stop"}, None),
+    ("deployment status", lambda d: plans.status(d), "status.yml", None, None, None, {"viocli_action": "status"}, None),
+    ("services restart --role controller", lambda d: plans.services(d, "restart", roles=["controller"]),
+     "services.yml", None, None, "controller", {"viocli_action": "restart"}, None),
+    ("services stop --node database02", lambda d: plans.services(d, "stop", nodes=["database02"]),
+     "services.yml", None, None, "database02", {"viocli_action": "stop"}, None),
+    ("services start", lambda d: plans.services(d, "start"), "services.yml", None, None, None,
+     {"viocli_action": "start"}, None),
+    ("deployment getlogs", lambda d: plans.getlogs(d, "/var/log/viocli/bundle-1"), "getlogs.yml", None, None, None,
+     {"viocli_action": "getlogs", "viocli_bundle_dir": "/var/log/viocli/bundle-1"}, None),
+    ("backup openstack_db NFS", lambda d: plans.backup_database(d, "vio_os_db_20261122010203", "10.20.0.5:/b"),
+     "backup_db.yml", None, None, None,
+     {"viocli_action": "backup", "viocli_backup_name": "vio_os_db_20261122010203", "viocli_nfs_volume": "10.20.0.5:/b"},
+     None),
+    ("restore openstack_db NAME NFS", lambda d: plans.restore_database(d, "vio_os_db_20261122010203", "10.20.0.5:/b"),
+     "restore_db.yml", None, None, None,
+     {"viocli_action": "restore", "viocli_backup_name": "vio_os_db_20261122010203",
+      "viocli_nfs_volume": "10.20.0.5:/b"}, None),
+    ("recover -n controller01 -n compute02", lambda d: plans.recover(d, ["controller01", "compute02"]),
+     "deploy.yml", None, None, "controller01:compute02", {"viocli_action": "recover"}, None),
+    ("deployment cert-update", lambda d: plans.certificate_update(d), "configure.yml", "haproxy_certificate", None,
+     "loadbalancer", {"viocli_action": "configure"}, None),
+    ("patch install -p vio-patch-1 -v 1.0", lambda d: plans.patch_install(d, "vio-patch-1", "1.0"), "patch.yml",
+     None, None, None, {"viocli_action": "patch", "viocli_patch_name": "vio-patch-1", "viocli_patch_version": "1.0"},
+     None),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "factory", "playbook", "tags", "skip_tags", "limit", "command_vars", "cmdline"), CASES, ids=[c[0] for c in CASES]
+)
+def test_command_produces_exact_run(deployment, fake, what, factory, playbook, tags, skip_tags, limit, command_vars,
+                                    cmdline) -> None:
+    run_ansible(load_settings(), deployment, factory(deployment), cli_vars={"cpu_allocation_ratio": 8.0})
+    (call,) = fake.calls
+    assert call["playbook"] == playbook
+    assert call["tags"] == tags
+    assert call["skip_tags"] == skip_tags
+    assert call["limit"] == limit
+    assert call["cmdline"] == cmdline
+    # Extra vars: custom.yml < -e < the command's own viocli_* variables.
+    assert call["extravars_file"] == {
+        "cpu_allocation_ratio": 8.0,  # -e beats custom.yml's 4.0
+        "ntp_servers": ["10.9.9.9"],
+        "openstack_api_workers": 6,
+        **command_vars,
+    }
+
+
+def test_runs_use_tuned_settings_and_checked_host_keys(deployment, fake) -> None:
+    run_ansible(load_settings(), deployment, plans.configure(deployment))
+    (call,) = fake.calls
+    env = call["envvars"]
+    assert env["ANSIBLE_PIPELINING"] == "True"
+    assert env["ANSIBLE_FORKS"] == "9"  # one per node of the HA example
+    assert env["ANSIBLE_GATHERING"] == "smart" and env["ANSIBLE_CACHE_PLUGIN"] == "jsonfile"
+    assert "ControlPersist" in env["ANSIBLE_SSH_ARGS"]
+    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+    assert "StrictHostKeyChecking=yes" in env["ANSIBLE_SSH_ARGS"]
+    assert "UserKnownHostsFile=" in env["ANSIBLE_SSH_ARGS"]
+    assert call["suppress_env_files"] is True
+    assert call["rotate_artifacts"] > 0
+    assert call["fact_cache_type"] is None  # our cache outlives one run; runner's would not
+
+
+def test_stock_settings_for_the_benchmark_baseline(deployment, fake, monkeypatch) -> None:
+    from viocli.ops.ansible import run_target
+    from viocli.runner.engine import run_playbook
+
+    run_playbook(run_target(load_settings(), deployment), plans.configure(deployment), tuned=False)
+    env = fake.calls[0]["envvars"]
+    assert env["ANSIBLE_PIPELINING"] == "False" and env["ANSIBLE_FORKS"] == "5"
+    assert "ANSIBLE_CACHE_PLUGIN" not in env and "ControlPersist" not in env["ANSIBLE_SSH_ARGS"]
+
+
+def test_secrets_only_in_a_private_file_removed_after_the_run(deployment, fake) -> None:
+    run_ansible(load_settings(), deployment, plans.configure(deployment))
+    (call,) = fake.calls
+    assert call["secrets_mode"] == 0o600
+    assert call["secrets_file"]["vcenter_password"] == "VcPass-0123456789"
+    assert "keystone_admin_password" in call["secrets_file"]
+    assert not call["secrets_path"].exists()
+    inventory_text = yaml.safe_dump(call["inventory_file"])
+    argv_and_env = repr({k: v for k, v in call.items() if k not in ("secrets_file", "event_handler")})
+    for value in call["secrets_file"].values():
+        for text in value if isinstance(value, list) else [value]:
+            assert text not in inventory_text
+            assert text not in argv_and_env
+
+
+def test_failed_hosts_exit_1_and_name_the_host_and_task(deployment, monkeypatch) -> None:
+    fake = FakeRunner(
+        events=[
+            {"event": "playbook_on_task_start", "event_data": {"task": "Render nova.conf"}},
+            {"event": "runner_on_failed", "event_data": {"host": "controller02", "task": "Render nova.conf",
+                                                         "res": {"msg": "template error"}}},
+            {"event": "playbook_on_stats", "event_data": {"ok": {"controller01": 3}, "failures": {"controller02": 1},
+                                                          "dark": {}, "changed": {}, "skipped": {}}},
+        ],
+        status="failed", rc=2,
+    )
+    monkeypatch.setattr(ansible_runner, "run", fake)
+    monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(Path(__file__).parent.parent / "fixtures" / "playbooks"))
+    with pytest.raises(OperationFailed) as caught:
+        run_ansible(load_settings(), deployment, plans.configure(deployment))
+    assert caught.value.exit_code == 1
+    assert "failed on controller02" in caught.value.message
+    assert any("TASK [Render nova.conf]: template error" in d for d in caught.value.details)
+
+
+def test_unreachable_hosts_exit_3_and_are_told_apart_from_failed(deployment, monkeypatch) -> None:
+    fake = FakeRunner(
+        events=[
+            {"event": "runner_on_unreachable", "event_data": {"host": "database03", "task": "Gathering Facts",
+                                                              "res": {"msg": "No route to host"}}},
+            {"event": "runner_on_failed", "event_data": {"host": "database01", "task": "x", "res": {"msg": "boom"}}},
+            {"event": "playbook_on_stats", "event_data": {"dark": {"database03": 1}, "failures": {"database01": 1}}},
+        ],
+        status="failed", rc=4,
+    )
+    monkeypatch.setattr(ansible_runner, "run", fake)
+    monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(Path(__file__).parent.parent / "fixtures" / "playbooks"))
+    with pytest.raises(NodesUnreachable) as caught:
+        run_ansible(load_settings(), deployment, plans.configure(deployment))
+    assert caught.value.exit_code == 3
+    assert "unreachable node(s): database03; failed on database01" in caught.value.message
+    assert any(d.startswith("unreachable: database03: No route to host") for d in caught.value.details)
+
+
+def test_limit_must_name_real_nodes_or_roles(deployment) -> None:
+    with pytest.raises(BadInput, match="--limit controler01: no such node or role") as caught:
+        plans.configure(deployment, limit=["controler01"])
+    assert caught.value.hint == "did you mean controller01?"
+    with pytest.raises(BadInput, match="no such role"):
+        plans.services(deployment, "start", roles=["web"])
+
+
+def test_cli_vars_parsing_and_refusals(deployment, fake) -> None:
+    assert parse_cli_vars(["a=1", "b=[1, 2]", '{"c": true}', "d=text"]) == {"a": 1, "b": [1, 2], "c": True, "d": "text"}
+    for bad, message in (
+        ({"internal_vip": "1.2.3.4"}, "set by the inventory"),
+        ({"keystone_admin_password": "x"}, "a secret on the command line"),
+        ({"viocli_action": "stop"}, "reserved for viocli"),
+    ):
+        with pytest.raises(BadInput, match=message):
+            run_ansible(load_settings(), deployment, plans.configure(deployment), cli_vars=bad)
+    assert fake.calls == []
+    with pytest.raises(BadInput):
+        parse_cli_vars(["novalue"])
+
+
+def test_missing_vcenter_password_is_refused_with_the_fix(viocli_env, example, fake) -> None:
+    from viocli.errors import Refused
+
+    deployment = resolve_deployment(load_settings(), None, example("tiny"), None)
+    with pytest.raises(Refused) as caught:
+        run_ansible(load_settings(), deployment, PlaybookRun("configure.yml"))
+    assert "sudo viocli secrets set vcenter_password -d vio-tiny" in caught.value.hint

@@ -118,7 +118,7 @@ def _check_custom(loaded: LoadedInventory, data: Any, marks: Marks, path: Path) 
         collector.error((), f"custom.yml must be a mapping of variable: value, not a {type(data).__name__}")
         return collector.problems
     locked = locked_variables(loaded.model)
-    secrets = set(secret_names())
+    secrets = set(secret_names(loaded.model.vcenter.password_secret))
     known = known_variables(loaded.model)
     for key in data:
         if not isinstance(key, str) or not VARIABLE_RE.match(key):
@@ -153,8 +153,9 @@ def load_inventory(path: Path) -> LoadedInventory:
     data, marks = load_yaml(path, what="inventory")
     collector = ProblemCollector(path, marks)
     if data is None:
-        collector.error((), "the inventory is empty; start from inventory/ha.yml, compact.yml or tiny.yml")
-        raise InvalidInventory(path, collector.problems)
+        line, column = marks.locate((), value=True)
+        message = "the inventory is empty; start from inventory/ha.yml, compact.yml or tiny.yml"
+        raise InvalidInventory(path, [Problem(path, (), message, line or 1, column or 1)])
     if not isinstance(data, dict):
         collector.error((), f"the inventory must be a mapping of keys, not a {type(data).__name__}")
         raise InvalidInventory(path, collector.problems)

@@ -19,6 +19,9 @@ def _walk(node: yaml.Node, path: Location, marks: Marks, problems: list[Problem]
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
             position = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            if not isinstance(key_node, yaml.ScalarNode):
+                problems.append(Problem(file, path, "a key must be a plain name, not a list or mapping", *position))
+                continue
             if key in seen:
                 problems.append(
                     Problem(file, (*path, key), f"duplicate key (first set on line {seen[key]})", *position)
@@ -33,6 +36,39 @@ def _walk(node: yaml.Node, path: Location, marks: Marks, problems: list[Problem]
             child = (*path, index)
             marks.keys[child] = (item.start_mark.line + 1, item.start_mark.column + 1)
             _walk(item, child, marks, problems, file)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose value errors (``2024-02-30``, ``!!int abc``) name the value and where it is."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError) as error:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read the value {node.value!r}: {error}", node.start_mark
+            ) from None
+
+
+def _marked_problem(file: Path, error: yaml.MarkedYAMLError, text: str, label: str) -> Problem:
+    """A located problem for a PyYAML error.
+
+    An unclosed quote or bracket is only noticed at the end of the file; it is reported where it
+    was opened. When the parser noticed a problem away from the construct it was reading, the
+    message says where that construct started.
+    """
+    problem, context = error.problem_mark, error.context_mark
+    mark = problem or context
+    reason = " ".join(filter(None, [error.context, error.problem]))
+    if problem is not None and context is not None and context.line != problem.line:
+        if problem.index >= len(text):
+            mark = context
+            reason += " (it starts here and is not closed before the end of the file)"
+        elif "block" not in (error.context or ""):
+            reason += f" (it starts on line {context.line + 1}, column {context.column + 1})"
+    line = mark.line + 1 if mark else None
+    column = mark.column + 1 if mark else None
+    return Problem(file, (), f"{label}: {reason}", line, column)
 
 
 def load_yaml(file: Path, *, what: str = "inventory") -> tuple[Any, Marks]:
@@ -50,11 +86,7 @@ def load_yaml(file: Path, *, what: str = "inventory") -> tuple[Any, Marks]:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        reason = " ".join(filter(None, [error.context, error.problem]))
-        raise InvalidInventory(file, [Problem(file, (), f"YAML syntax error: {reason}", line, column)]) from None
+        raise InvalidInventory(file, [_marked_problem(file, error, text, "YAML syntax error")]) from None
     except yaml.YAMLError as error:
         raise InvalidInventory(file, [Problem(file, (), f"YAML syntax error: {error}")]) from None
     marks = Marks()
@@ -64,7 +96,9 @@ def load_yaml(file: Path, *, what: str = "inventory") -> tuple[Any, Marks]:
     if problems:
         raise InvalidInventory(file, problems)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:  # e.g. a bad timestamp: composes, but does not construct
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+    except yaml.MarkedYAMLError as error:  # e.g. a bad timestamp: composes, but does not construct
+        raise InvalidInventory(file, [_marked_problem(file, error, text, "YAML error")]) from None
+    except yaml.YAMLError as error:
         raise InvalidInventory(file, [Problem(file, (), f"YAML error: {error}")]) from None
     return data, marks

@@ -228,6 +228,7 @@ def run_playbook(
     elapsed = time.monotonic() - started
     artifact_dir = data_dir / "artifacts" / ident
     _write_redacted_stdout(artifact_dir, collected.stdout)
+    _strip_inherited_environment(artifact_dir, set(env))
     if collected.stats:
         progress.recap(collected.stats)
     status, rc = runner.status, runner.rc if runner.rc is not None else -1
@@ -241,6 +242,22 @@ def _write_redacted_stdout(artifact_dir: Path, chunks: list[str]) -> None:
     fd = os.open(artifact_dir / "stdout", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write("\n".join(chunks) + "\n")
+
+
+def _strip_inherited_environment(artifact_dir: Path, keep: set[str]) -> None:
+    """ansible-runner records the whole environment of viocli in ``command``; keep only ours.
+
+    The operator's shell may hold credentials (an OpenStack rc file, a proxy password).
+    """
+    command_file = artifact_dir / "command"
+    try:
+        record = json.loads(command_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    record["env"] = {k: v for k, v in (record.get("env") or {}).items() if k in keep}
+    fd = os.open(command_file, os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(REDACTOR.data(record), handle)
 
 
 def _outcome(

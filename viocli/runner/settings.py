@@ -6,11 +6,33 @@ no stray ansible.cfg (in the working directory, ~/.ansible.cfg, /etc/ansible) ch
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
+
+from viocli.errors import OperationFailed
 
 MIN_FORKS = 5
 MAX_FORKS = 50
 FACT_CACHE_TIMEOUT = 24 * 3600
+
+
+def ansible_playbook_binary() -> Path:
+    """The ansible-playbook installed with viocli (its venv's bin), else the one on PATH.
+
+    viocli is often run as /opt/viocli/bin/viocli under sudo, with that bin dir not on PATH.
+    """
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    if beside.is_file():
+        return beside
+    found = shutil.which("ansible-playbook")
+    if found is None:
+        raise OperationFailed(
+            "ansible-playbook is not installed beside viocli nor on PATH",
+            hint="reinstall viocli: its dependencies include ansible-core",
+        )
+    return Path(found)
 
 
 def forks_for(node_count: int) -> int:
@@ -52,6 +74,8 @@ def ansible_env(
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_LOCALHOST_WARNING": "False",
         "ANSIBLE_TIMEOUT": "30",
+        # Ansible runs helper commands (ansible-connection, ...) from the same bin directory.
+        "PATH": f"{ansible_playbook_binary().parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     }
     if ssh_key is not None:
         env["ANSIBLE_PRIVATE_KEY_FILE"] = str(ssh_key)

@@ -1,0 +1,152 @@
+"""The run engine with real ansible-runner and ansible-playbook, on localhost.
+
+These check what an operator would: which value a variable really takes, that a secret printed
+by a careless task appears nowhere viocli writes, and the exit codes of real failures.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from viocli.errors import NodesUnreachable, OperationFailed
+from viocli.ops.ansible import run_ansible, run_target
+from viocli.ops.context import resolve_deployment
+from viocli.redact import MASK
+from viocli.runner.engine import read_events, run_playbook
+from viocli.runner.plan import PlaybookRun
+from viocli.runner.progress import RunProgress
+from viocli.secrets.store import SecretStore
+from viocli.settings import load_settings
+
+pytestmark = pytest.mark.slow
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "engine"
+
+
+@pytest.fixture
+def local_target(viocli_env, example, monkeypatch):
+    """A real tiny deployment whose single node is this machine (ansible_connection=local)."""
+    monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(FIXTURES))
+    path = example("tiny")
+    custom = path.parent / "custom.yml"
+    custom.write_text("ntp_servers: [10.9.9.9]\nmariadb_innodb_buffer_pool_mb: 512\n")
+    data = yaml.safe_load(path.read_text())
+    data["custom_file"] = "custom.yml"
+    data["openstack"]["api_workers"] = 3
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    settings = load_settings()
+    SecretStore(settings.deployment_dir("vio-tiny")).set("vcenter_password", "VcPass-Real-0123")
+    deployment = resolve_deployment(settings, None, path, None)
+
+    def make():
+        target = run_target(settings, deployment)
+        host = target.inventory["all"]["hosts"]["controller01"]
+        host.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+        return target
+
+    return deployment, make
+
+
+def _quiet() -> RunProgress:
+    return RunProgress("test", stream=io.StringIO(), live=False)
+
+
+def test_variable_precedence_role_mode_inventory_custom_cli(local_target, tmp_path: Path) -> None:
+    _, make = local_target
+    out = tmp_path / "probe.json"
+    run = PlaybookRun("precedence.yml", extravars={"viocli_probe_output": str(out)})
+    result = run_playbook(make(), run, cli_vars={"mariadb_innodb_buffer_pool_mb": 1024}, progress=_quiet())
+    assert result.status == "successful"
+    assert json.loads(out.read_text()) == {
+        "probe_role_only": "role",  # role defaults only
+        "openstack_rpc_workers": 1,  # mode default (tiny) beats the role default
+        "openstack_api_workers": 3,  # inventory beats the mode default (1)
+        "ntp_servers": ["10.9.9.9"],  # custom.yml beats the inventory ([10.40.0.2])
+        "mariadb_innodb_buffer_pool_mb": 1024,  # -e beats custom.yml (512)
+    }
+
+
+def test_secrets_never_reach_console_log_or_artifacts(local_target, viocli_env, capsys, monkeypatch) -> None:
+    from viocli.logsetup import setup_logging
+
+    # A credential in the operator's shell must not be copied into the artifacts either.
+    monkeypatch.setenv("OS_PASSWORD", "shell-held-credential-42")
+    deployment, make = local_target
+    log_file = setup_logging(load_settings().log_file)
+    target = make()
+    secrets = [target.secrets["keystone_admin_password"], target.secrets["mariadb_root_password"]]
+    stream = io.StringIO()
+    result = run_playbook(target, PlaybookRun("leak.yml"), verbosity=2, progress=RunProgress("t", stream=stream))
+    assert result.status == "successful"
+    written = [stream.getvalue(), *capsys.readouterr(), log_file.read_text()]
+    for path in (load_settings().deployment_dir(deployment.name) / "runner").rglob("*"):
+        if path.is_file():
+            written.append(path.read_text(errors="replace"))
+    for secret in [*secrets, "shell-held-credential-42"]:
+        assert not any(secret in text for text in written)
+    assert f"admin password is {MASK}" in log_file.read_text()
+    events = read_events(result.artifact_dir)
+    assert any(f"db={MASK}" in json.dumps(e) for e in events)
+    assert (result.artifact_dir / "stdout").exists()
+
+
+def test_failed_task_exits_1_naming_host_and_task(local_target) -> None:
+    _, make = local_target
+    target = make()
+    with pytest.raises(OperationFailed) as caught:
+        run_playbook(target, PlaybookRun("fail.yml"), progress=_quiet())
+    error = caught.value
+    assert error.exit_code == 1
+    assert error.message == "fail.yml on vio-tiny failed on controller01"
+    assert any("TASK [Render nova.conf]: template error in nova.conf" in d for d in error.details)
+    assert not any(target.secrets["nova_db_password"] in d for d in error.details)
+
+
+def test_unreachable_node_exits_3(local_target) -> None:
+    _, make = local_target
+    target = make()
+    target.inventory["all"]["hosts"]["controller01"].update(
+        ansible_connection="ssh", ansible_host="127.0.0.1", ansible_port=1
+    )
+    with pytest.raises(NodesUnreachable) as caught:
+        run_playbook(target, PlaybookRun("ping.yml"), progress=_quiet())
+    assert caught.value.exit_code == 3
+    assert "unreachable node(s): controller01" in caught.value.message
+
+
+def test_progress_reports_plays_failures_and_recap(local_target) -> None:
+    _, make = local_target
+    stream = io.StringIO()
+    with pytest.raises(OperationFailed):
+        run_playbook(make(), PlaybookRun("fail.yml"), progress=RunProgress("vio-tiny", stream=stream, live=False))
+    text = stream.getvalue()
+    assert "PLAY [A play that fails on one task]" in text
+    assert "FAILED: controller01: TASK [Render nova.conf]" in text
+    assert "controller01  ok=1 changed=0 failed=1 unreachable=0" in text
+
+
+def test_artifacts_are_rotated(local_target) -> None:
+    from viocli.runner import engine
+
+    _, make = local_target
+    for _ in range(3):
+        run_playbook(make(), PlaybookRun("ping.yml"), progress=_quiet())
+    artifacts = list((make().work_dir / "runner" / "artifacts").iterdir())
+    assert 3 <= engine.ROTATE_ARTIFACTS
+    assert len(artifacts) == 3
+
+
+def test_run_ansible_with_real_runner_through_the_ops_layer(local_target, monkeypatch) -> None:
+    deployment, make = local_target
+    import viocli.ops.ansible as ops_ansible
+
+    monkeypatch.setattr(ops_ansible, "run_target", lambda settings, d: make())
+    result = run_ansible(load_settings(), deployment, PlaybookRun("ping.yml"))
+    assert result.hosts("ok") == ["controller01"]
+    assert result.changed == 0

@@ -35,8 +35,10 @@ class FakeRunner:
             {"event": "playbook_on_play_start", "event_data": {"play": "all"}, "stdout": "PLAY [all]"},
             {"event": "playbook_on_task_start", "event_data": {"task": "t"}, "stdout": "TASK [t]"},
             {"event": "runner_on_ok", "event_data": {"host": "controller01", "task": "t", "res": {"changed": False}}},
-            {"event": "playbook_on_stats", "event_data": {"ok": {"controller01": 1}, "changed": {}, "failures": {},
-                                                          "dark": {}, "skipped": {}}},
+            {
+                "event": "playbook_on_stats",
+                "event_data": {"ok": {"controller01": 1}, "changed": {}, "failures": {}, "dark": {}, "skipped": {}},
+            },
         ]
         self.status, self.rc = status, rc
 
@@ -79,50 +81,160 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
 
 # (description, plan factory, expected playbook, tags, skip_tags, limit, command variables, cmdline)
 CASES = [
-    ("deployment configure", lambda d: plans.configure(d), "configure.yml", None, None, None,
-     {"viocli_action": "configure"}, None),
-    ("deployment configure --tags nova_api_config", lambda d: plans.configure(d, tags=["nova_api_config"]),
-     "configure.yml", "nova_api_config", None, None, {"viocli_action": "configure"}, None),
-    ("deployment configure -t a,b --skip-tags c -l controller -l database01 --check --diff",
-     lambda d: plans.configure(d, tags=["a,b"], skip_tags=["c"], limit=["controller", "database01"], check=True,
-                               diff=True),
-     "configure.yml", "a,b", "c", "controller:database01", {"viocli_action": "configure"}, "--check --diff"),
-    ("deployment create (configuration step)", lambda d: plans.deploy(d), "deploy.yml", None, None, None,
-     {"viocli_action": "deploy"}, None),
+    (
+        "deployment configure",
+        lambda d: plans.configure(d),
+        "configure.yml",
+        None,
+        None,
+        None,
+        {"viocli_action": "configure"},
+        None,
+    ),
+    (
+        "deployment configure --tags nova_api_config",
+        lambda d: plans.configure(d, tags=["nova_api_config"]),
+        "configure.yml",
+        "nova_api_config",
+        None,
+        None,
+        {"viocli_action": "configure"},
+        None,
+    ),
+    (
+        "deployment configure -t a,b --skip-tags c -l controller -l database01 --check --diff",
+        lambda d: plans.configure(
+            d, tags=["a,b"], skip_tags=["c"], limit=["controller", "database01"], check=True, diff=True
+        ),
+        "configure.yml",
+        "a,b",
+        "c",
+        "controller:database01",
+        {"viocli_action": "configure"},
+        "--check --diff",
+    ),
+    (
+        "deployment create (configuration step)",
+        lambda d: plans.deploy(d),
+        "deploy.yml",
+        None,
+        None,
+        None,
+        {"viocli_action": "deploy"},
+        None,
+    ),
     ("deployment start", lambda d: plans.start(d), "start.yml", None, None, None, {"viocli_action": "start"}, None),
     ("deployment stop", lambda d: plans.stop(d), "stop.yml", None, None, None, {"viocli_action": "stop"}, None),
     ("deployment status", lambda d: plans.status(d), "status.yml", None, None, None, {"viocli_action": "status"}, None),
-    ("services restart --role controller", lambda d: plans.services(d, "restart", roles=["controller"]),
-     "services.yml", None, None, "controller", {"viocli_action": "restart"}, None),
-    ("services stop --node database02", lambda d: plans.services(d, "stop", nodes=["database02"]),
-     "services.yml", None, None, "database02", {"viocli_action": "stop"}, None),
-    ("services start", lambda d: plans.services(d, "start"), "services.yml", None, None, None,
-     {"viocli_action": "start"}, None),
-    ("deployment getlogs", lambda d: plans.getlogs(d, "/var/log/viocli/bundle-1"), "getlogs.yml", None, None, None,
-     {"viocli_action": "getlogs", "viocli_bundle_dir": "/var/log/viocli/bundle-1"}, None),
-    ("backup openstack_db NFS", lambda d: plans.backup_database(d, "vio_os_db_20261122010203", "10.20.0.5:/b"),
-     "backup_db.yml", None, None, None,
-     {"viocli_action": "backup", "viocli_backup_name": "vio_os_db_20261122010203", "viocli_nfs_volume": "10.20.0.5:/b"},
-     None),
-    ("restore openstack_db NAME NFS", lambda d: plans.restore_database(d, "vio_os_db_20261122010203", "10.20.0.5:/b"),
-     "restore_db.yml", None, None, None,
-     {"viocli_action": "restore", "viocli_backup_name": "vio_os_db_20261122010203",
-      "viocli_nfs_volume": "10.20.0.5:/b"}, None),
-    ("recover -n controller01 -n compute02", lambda d: plans.recover(d, ["controller01", "compute02"]),
-     "deploy.yml", None, None, "controller01:compute02", {"viocli_action": "recover"}, None),
-    ("deployment cert-update", lambda d: plans.certificate_update(d), "configure.yml", "haproxy_certificate", None,
-     "loadbalancer", {"viocli_action": "configure"}, None),
-    ("patch install -p vio-patch-1 -v 1.0", lambda d: plans.patch_install(d, "vio-patch-1", "1.0"), "patch.yml",
-     None, None, None, {"viocli_action": "patch", "viocli_patch_name": "vio-patch-1", "viocli_patch_version": "1.0"},
-     None),
+    (
+        "services restart --role controller",
+        lambda d: plans.services(d, "restart", roles=["controller"]),
+        "services.yml",
+        None,
+        None,
+        "controller",
+        {"viocli_action": "restart"},
+        None,
+    ),
+    (
+        "services stop --node database02",
+        lambda d: plans.services(d, "stop", nodes=["database02"]),
+        "services.yml",
+        None,
+        None,
+        "database02",
+        {"viocli_action": "stop"},
+        None,
+    ),
+    (
+        "services start",
+        lambda d: plans.services(d, "start"),
+        "services.yml",
+        None,
+        None,
+        None,
+        {"viocli_action": "start"},
+        None,
+    ),
+    (
+        "deployment getlogs",
+        lambda d: plans.getlogs(d, "/var/log/viocli/bundle-1"),
+        "getlogs.yml",
+        None,
+        None,
+        None,
+        {"viocli_action": "getlogs", "viocli_bundle_dir": "/var/log/viocli/bundle-1"},
+        None,
+    ),
+    (
+        "backup openstack_db NFS",
+        lambda d: plans.backup_database(d, "vio_os_db_20261122010203", "10.20.0.5:/b"),
+        "backup_db.yml",
+        None,
+        None,
+        None,
+        {
+            "viocli_action": "backup",
+            "viocli_backup_name": "vio_os_db_20261122010203",
+            "viocli_nfs_volume": "10.20.0.5:/b",
+        },
+        None,
+    ),
+    (
+        "restore openstack_db NAME NFS",
+        lambda d: plans.restore_database(d, "vio_os_db_20261122010203", "10.20.0.5:/b"),
+        "restore_db.yml",
+        None,
+        None,
+        None,
+        {
+            "viocli_action": "restore",
+            "viocli_backup_name": "vio_os_db_20261122010203",
+            "viocli_nfs_volume": "10.20.0.5:/b",
+        },
+        None,
+    ),
+    (
+        "recover -n controller01 -n compute02",
+        lambda d: plans.recover(d, ["controller01", "compute02"]),
+        "deploy.yml",
+        None,
+        None,
+        "controller01:compute02",
+        {"viocli_action": "recover"},
+        None,
+    ),
+    (
+        "deployment cert-update",
+        lambda d: plans.certificate_update(d),
+        "configure.yml",
+        "haproxy_certificate",
+        None,
+        "loadbalancer",
+        {"viocli_action": "configure"},
+        None,
+    ),
+    (
+        "patch install -p vio-patch-1 -v 1.0",
+        lambda d: plans.patch_install(d, "vio-patch-1", "1.0"),
+        "patch.yml",
+        None,
+        None,
+        None,
+        {"viocli_action": "patch", "viocli_patch_name": "vio-patch-1", "viocli_patch_version": "1.0"},
+        None,
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("what", "factory", "playbook", "tags", "skip_tags", "limit", "command_vars", "cmdline"), CASES, ids=[c[0] for c in CASES]
+    ("what", "factory", "playbook", "tags", "skip_tags", "limit", "command_vars", "cmdline"),
+    CASES,
+    ids=[c[0] for c in CASES],
 )
-def test_command_produces_exact_run(deployment, fake, what, factory, playbook, tags, skip_tags, limit, command_vars,
-                                    cmdline) -> None:
+def test_command_produces_exact_run(
+    deployment, fake, what, factory, playbook, tags, skip_tags, limit, command_vars, cmdline
+) -> None:
     run_ansible(load_settings(), deployment, factory(deployment), cli_vars={"cpu_allocation_ratio": 8.0})
     (call,) = fake.calls
     assert call["playbook"] == playbook
@@ -184,12 +296,23 @@ def test_failed_hosts_exit_1_and_name_the_host_and_task(deployment, monkeypatch)
     fake = FakeRunner(
         events=[
             {"event": "playbook_on_task_start", "event_data": {"task": "Render nova.conf"}},
-            {"event": "runner_on_failed", "event_data": {"host": "controller02", "task": "Render nova.conf",
-                                                         "res": {"msg": "template error"}}},
-            {"event": "playbook_on_stats", "event_data": {"ok": {"controller01": 3}, "failures": {"controller02": 1},
-                                                          "dark": {}, "changed": {}, "skipped": {}}},
+            {
+                "event": "runner_on_failed",
+                "event_data": {"host": "controller02", "task": "Render nova.conf", "res": {"msg": "template error"}},
+            },
+            {
+                "event": "playbook_on_stats",
+                "event_data": {
+                    "ok": {"controller01": 3},
+                    "failures": {"controller02": 1},
+                    "dark": {},
+                    "changed": {},
+                    "skipped": {},
+                },
+            },
         ],
-        status="failed", rc=2,
+        status="failed",
+        rc=2,
     )
     monkeypatch.setattr(ansible_runner, "run", fake)
     monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(Path(__file__).parent.parent / "fixtures" / "playbooks"))
@@ -203,12 +326,15 @@ def test_failed_hosts_exit_1_and_name_the_host_and_task(deployment, monkeypatch)
 def test_unreachable_hosts_exit_3_and_are_told_apart_from_failed(deployment, monkeypatch) -> None:
     fake = FakeRunner(
         events=[
-            {"event": "runner_on_unreachable", "event_data": {"host": "database03", "task": "Gathering Facts",
-                                                              "res": {"msg": "No route to host"}}},
+            {
+                "event": "runner_on_unreachable",
+                "event_data": {"host": "database03", "task": "Gathering Facts", "res": {"msg": "No route to host"}},
+            },
             {"event": "runner_on_failed", "event_data": {"host": "database01", "task": "x", "res": {"msg": "boom"}}},
             {"event": "playbook_on_stats", "event_data": {"dark": {"database03": 1}, "failures": {"database01": 1}}},
         ],
-        status="failed", rc=4,
+        status="failed",
+        rc=4,
     )
     monkeypatch.setattr(ansible_runner, "run", fake)
     monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(Path(__file__).parent.parent / "fixtures" / "playbooks"))

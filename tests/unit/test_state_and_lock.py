@@ -49,7 +49,12 @@ def test_store_is_world_readable_and_holds_history(viocli_env) -> None:
     reader = StateStore.open_readonly(settings.db_path)
     assert reader is not None
     (record,) = reader.operations("vio")
-    assert (record.command, record.user, record.result, record.exit_code) == ("deployment configure", "alice", "succeeded", 0)
+    assert (record.command, record.user, record.result, record.exit_code) == (
+        "deployment configure",
+        "alice",
+        "succeeded",
+        0,
+    )
     assert record.ended_at is not None
     assert reader.backups("vio")[0].status == "complete"
     assert reader.deployment("vio").inventory_path == Path("/etc/viocli/vio.yml")

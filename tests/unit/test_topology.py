@@ -34,15 +34,25 @@ def test_ha_nodes_names_roles_and_networks() -> None:
     model = load_inventory(EXAMPLES / "ha.yml").model
     nodes = resolve_nodes(model, allocate(model))
     assert [n.name for n in nodes] == [
-        "loadbalancer01", "loadbalancer02", "database01", "database02", "database03",
-        "controller01", "controller02", "compute01", "compute02",
+        "loadbalancer01",
+        "loadbalancer02",
+        "database01",
+        "database02",
+        "database03",
+        "controller01",
+        "controller02",
+        "compute01",
+        "compute02",
     ]
     assert {n.name: n.role_label for n in nodes}["database02"] == "DB"
     assert {n.name: n.vm_name for n in nodes}["controller01"] == "vio-prod-Controller-0"
     # Only the load balancers sit on the API network (they hold the external VIP).
     assert [n.name for n in nodes if n.api_ip] == ["loadbalancer01", "loadbalancer02"]
     # One compute node per compute cluster.
-    assert [n.compute_clusters for n in nodes if n.role == "compute"] == [("compute-cluster-a",), ("compute-cluster-b",)]
+    assert [n.compute_clusters for n in nodes if n.role == "compute"] == [
+        ("compute-cluster-a",),
+        ("compute-cluster-b",),
+    ]
     # Members of a role are spread over datastores (anti-affinity).
     assert len({n.datastore for n in nodes if n.role == "database"}) == 3
     # Sizing: inventory beats the mode default, the mode default fills the rest.

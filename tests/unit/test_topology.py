@@ -136,3 +136,18 @@ def test_exhausted_pool_with_recorded_nodes_is_a_clear_error(example) -> None:
     taken = {f"gone{i}": Addresses(IPv4Address(f"10.40.0.{100 + i}")) for i in range(3)}
     with pytest.raises(BadInput, match="management IP pool has no free address left for controller01"):
         allocate(model, taken)
+
+
+def test_a_huge_pool_validates_and_allocates_quickly(example) -> None:
+    import time
+
+    def widen(d):
+        d["networks"]["management"].update(cidr="10.0.0.0/8", gateway="10.0.0.1", pool="10.0.0.10-10.255.255.200")
+        d["vips"]["internal"] = "10.0.0.5"
+
+    path = _edit(example("ha"), widen)
+    started = time.monotonic()
+    model = load_inventory(path).model
+    addresses = allocate(model)
+    assert time.monotonic() - started < 2
+    assert addresses["loadbalancer01"].mgmt_ip == IPv4Address("10.0.0.10")

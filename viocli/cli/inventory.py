@@ -61,7 +61,8 @@ def validate(inventory_path: Path, output_format: str) -> None:
         click.echo(str(warning), err=True)
     count = len(loaded.warnings)
     click.echo(
-        f"{inventory_path}: valid: deployment {loaded.name}, {loaded.model.mode} mode, {len(nodes)} nodes"
+        f"{inventory_path}: valid: deployment {loaded.name}, {loaded.model.mode} mode, "
+        f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}"
         + (f", {count} warning{'s' if count != 1 else ''}" if count else "")
     )
 

@@ -103,41 +103,43 @@ def _check_counts(inventory: Inventory, collector: ProblemCollector) -> None:
 
 
 def _check_network(network: Network, path: tuple, collector: ProblemCollector) -> None:
+    # Range arithmetic throughout: a pool may be a /8 and must not be walked address by address.
     cidr = network.cidr
-    reserved = {cidr.network_address, cidr.broadcast_address}
+    reserved = (cidr.network_address, cidr.broadcast_address)
     if network.gateway not in cidr:
         collector.error((*path, "gateway"), f"gateway {network.gateway} is outside {cidr}")
     elif network.gateway in reserved:
         collector.error((*path, "gateway"), f"gateway {network.gateway} is the network or broadcast address of {cidr}")
-    seen: dict[IPv4Address, int] = {}
     for index, address_range in enumerate(network.pool):
         where = (*path, "pool", index)
         if address_range.first not in cidr or address_range.last not in cidr:
             outside = address_range.first if address_range.first not in cidr else address_range.last
             collector.error(where, f"pool range {address_range}: {outside} is outside {cidr}")
             continue
-        bad = [str(a) for a in reserved if int(address_range.first) <= int(a) <= int(address_range.last)]
+        bad = [str(a) for a in reserved if a in address_range]
         if bad:
             collector.error(where, f"pool range {address_range} includes the network/broadcast address {bad[0]}")
-        if int(address_range.first) <= int(network.gateway) <= int(address_range.last):
+        if network.gateway in address_range:
             collector.error(where, f"pool range {address_range} includes the gateway {network.gateway}")
-        for other_index in sorted({seen[a] for a in address_range if a in seen}):
-            collector.error(where, f"pool range {address_range} overlaps pool[{other_index}] (duplicate IPs)")
-        for address in address_range:
-            seen.setdefault(address, index)
+        for other_index in range(index):
+            if address_range.overlap(network.pool[other_index]):
+                collector.error(where, f"pool range {address_range} overlaps pool[{other_index}] (duplicate IPs)")
 
 
-def _pool_addresses(network: Network) -> set[IPv4Address]:
-    return {address for address_range in network.pool for address in address_range}
+def _in_pool(address: IPv4Address, network: Network) -> bool:
+    return any(address in address_range for address_range in network.pool)
 
 
 def _check_pools_disjoint(inventory: Inventory, collector: ProblemCollector) -> None:
-    shared = _pool_addresses(inventory.networks.management) & _pool_addresses(inventory.networks.api)
+    management, api = inventory.networks.management.pool, inventory.networks.api.pool
+    shared = [(a, b) for a in management for b in api if a.overlap(b)]
     if shared:
-        first = min(shared)
+        count = sum(a.overlap(b) for a, b in shared)
+        first = min(max(int(a.first), int(b.first)) for a, b in shared)
         collector.error(
             ("networks", "api", "pool"),
-            f"the API pool and the management pool share {len(shared)} address(es), first {first} (duplicate IPs)",
+            f"the API pool and the management pool share {count} address(es), first {IPv4Address(first)} "
+            "(duplicate IPs)",
         )
 
 
@@ -154,7 +156,7 @@ def _check_vips(inventory: Inventory, collector: ProblemCollector) -> None:
         collector.error(("vips", "external"), f"external VIP {vips.external} duplicates the internal VIP")
     for name, vip in (("internal", vips.internal), ("external", vips.external)):
         for net_name, network in (("management", management), ("api", api)):
-            if vip in _pool_addresses(network):
+            if _in_pool(vip, network):
                 collector.error(
                     ("vips", name),
                     f"{name} VIP {vip} is inside the {net_name} IP pool; VIPs must be outside the pool",

@@ -104,7 +104,8 @@ def _schema_problems(error: ValidationError, data: Any, collector: ProblemCollec
             where = f" in {'.'.join(map(str, parent))}" if parent else ""
             collector.error(loc, f"required key is missing{where}", value=False, at=parent)
         else:
-            message = item["msg"].removeprefix("Value error, ")
+            # Pydantic names the model class ("... or instance of Vips"); the operator knows keys, not classes.
+            message = re.sub(r" or instance of \w+", "", item["msg"].removeprefix("Value error, "))
             if "input" in item and kind not in ("value_error",) and not isinstance(item["input"], (dict, list)):
                 message = f"{message} (got {item['input']!r})"
             collector.error(loc, message, value=True)

@@ -36,6 +36,13 @@ class IpRange:
     def __len__(self) -> int:
         return int(self.last) - int(self.first) + 1
 
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, IPv4Address) and int(self.first) <= int(address) <= int(self.last)
+
+    def overlap(self, other: IpRange) -> int:
+        """How many addresses this range shares with ``other``."""
+        return max(0, min(int(self.last), int(other.last)) - max(int(self.first), int(other.first)) + 1)
+
     def __str__(self) -> str:
         return str(self.first) if self.first == self.last else f"{self.first}-{self.last}"
 

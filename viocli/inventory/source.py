@@ -96,7 +96,7 @@ def load_yaml(file: Path, *, what: str = "inventory") -> tuple[Any, Marks]:
     if problems:
         raise InvalidInventory(file, problems)
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+        data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.MarkedYAMLError as error:  # e.g. a bad timestamp: composes, but does not construct
         raise InvalidInventory(file, [_marked_problem(file, error, text, "YAML error")]) from None
     except yaml.YAMLError as error:

@@ -7,7 +7,7 @@ renumbers anyone, and a recovered node comes back with its name and IP.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -69,8 +69,12 @@ def planned_nodes(inventory: Inventory) -> list[PlannedNode]:
     return nodes
 
 
-def _pool(network: Network, reserved: set[IPv4Address]) -> list[IPv4Address]:
-    return [address for address_range in network.pool for address in address_range if address not in reserved]
+def _free(network: Network, unavailable: set[IPv4Address]) -> Iterator[IPv4Address]:
+    """Pool addresses in order, lazily: a pool may be large and only a few are needed."""
+    for address_range in network.pool:
+        for address in address_range:
+            if address not in unavailable:
+                yield address
 
 
 def allocate(inventory: Inventory, previous: Mapping[str, Addresses] | None = None) -> dict[str, Addresses]:
@@ -82,29 +86,29 @@ def allocate(inventory: Inventory, previous: Mapping[str, Addresses] | None = No
     previous = dict(previous or {})
     nets = inventory.networks
     reserved = {inventory.vips.internal, inventory.vips.external, nets.management.gateway, nets.api.gateway}
-    taken_mgmt = {a.mgmt_ip for a in previous.values()}
-    taken_api = {a.api_ip for a in previous.values() if a.api_ip is not None}
-    free_mgmt = [a for a in _pool(nets.management, reserved) if a not in taken_mgmt]
-    free_api = [a for a in _pool(nets.api, reserved) if a not in taken_api]
+    taken_mgmt = reserved | {a.mgmt_ip for a in previous.values()}
+    taken_api = reserved | {a.api_ip for a in previous.values() if a.api_ip is not None}
+    free_mgmt = _free(nets.management, taken_mgmt)
+    free_api = _free(nets.api, taken_api)
     result: dict[str, Addresses] = {}
     for planned in planned_nodes(inventory):
         known = previous.get(planned.name)
         mgmt_ip = known.mgmt_ip if known else None
         api_ip = known.api_ip if known else None
         if mgmt_ip is None:
-            if not free_mgmt:
+            mgmt_ip = next(free_mgmt, None)
+            if mgmt_ip is None:
                 raise BadInput(
                     f"the management IP pool has no free address left for {planned.name}",
                     hint="widen networks.management.pool in the inventory",
                 )
-            mgmt_ip = free_mgmt.pop(0)
         if planned.needs_api and api_ip is None:
-            if not free_api:
+            api_ip = next(free_api, None)
+            if api_ip is None:
                 raise BadInput(
                     f"the API IP pool has no free address left for {planned.name}",
                     hint="widen networks.api.pool in the inventory",
                 )
-            api_ip = free_api.pop(0)
         result[planned.name] = Addresses(mgmt_ip, api_ip if planned.needs_api else None)
     return result
 

@@ -23,6 +23,7 @@ install: $(BIN)/viocli
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --nocolor playbooks tests/fixtures
 
 test: lint
 	$(BIN)/pytest -q

@@ -71,12 +71,15 @@ def deployment(viocli_env, example):
     return resolve_deployment(settings, None, path, None)
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
-    runner = FakeRunner()
+def _install(monkeypatch: pytest.MonkeyPatch, runner: FakeRunner) -> FakeRunner:
     monkeypatch.setattr(ansible_runner, "run", runner)
     monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(Path(__file__).parent.parent / "fixtures" / "playbooks"))
     return runner
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
+    return _install(monkeypatch, FakeRunner())
 
 
 # (description, plan factory, expected playbook, tags, skip_tags, limit, command variables, cmdline)
@@ -314,8 +317,7 @@ def test_failed_hosts_exit_1_and_name_the_host_and_task(deployment, monkeypatch)
         status="failed",
         rc=2,
     )
-    monkeypatch.setattr(ansible_runner, "run", fake)
-    monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(Path(__file__).parent.parent / "fixtures" / "playbooks"))
+    _install(monkeypatch, fake)
     with pytest.raises(OperationFailed) as caught:
         run_ansible(load_settings(), deployment, plans.configure(deployment))
     assert caught.value.exit_code == 1
@@ -336,8 +338,7 @@ def test_unreachable_hosts_exit_3_and_are_told_apart_from_failed(deployment, mon
         status="failed",
         rc=4,
     )
-    monkeypatch.setattr(ansible_runner, "run", fake)
-    monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(Path(__file__).parent.parent / "fixtures" / "playbooks"))
+    _install(monkeypatch, fake)
     with pytest.raises(NodesUnreachable) as caught:
         run_ansible(load_settings(), deployment, plans.configure(deployment))
     assert caught.value.exit_code == 3

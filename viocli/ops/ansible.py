@@ -64,9 +64,9 @@ def check_cli_vars(deployment: Deployment, cli_vars: Mapping[str, Any]) -> None:
                 f"-e {key}: a secret on the command line would be visible to every user (ps, shell history)",
                 hint=f"store it with: sudo viocli secrets set {key}",
             )
-    unknown = [k for k in cli_vars if k not in known_variables(model)]
-    for key in unknown:
-        close = difflib.get_close_matches(key, sorted(known_variables(model)), n=1, cutoff=0.85)
+    known = known_variables(model)
+    for key in (k for k in cli_vars if k not in known):
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.85)
         if close:
             raise BadInput(f"-e {key}: no role uses this variable; did you mean {close[0]}?")
 

@@ -27,6 +27,7 @@ from viocli.redact import REDACTOR
 from viocli.runner.plan import PlaybookRun
 from viocli.runner.progress import RESULT_EVENTS, RunProgress, result_message
 from viocli.runner.settings import ansible_env
+from viocli.secrets.catalog import secret_values
 
 ROTATE_ARTIFACTS = 30
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -147,7 +148,7 @@ def run_playbook(
             f"playbook {run.playbook} is missing from {target.playbook_dir}",
             hint="the viocli installation is incomplete; reinstall it",
         )
-    REDACTOR.add(str(v) for value in target.secrets.values() for v in (value if isinstance(value, list) else [value]))
+    REDACTOR.add(text for value in target.secrets.values() for text in secret_values(value))
     extravars = {**target.custom_vars, **dict(cli_vars or {}), **dict(run.extravars)}
     data_dir, secrets_file = prepare_data_dir(target, extravars)
     env = ansible_env(

@@ -199,13 +199,17 @@ class StateStore:
         with self.transaction() as db:
             db.execute("UPDATE deployments SET status=?, updated_at=? WHERE name=?", (status, now(), name))
 
+    @staticmethod
+    def _deployment_record(row: sqlite3.Row) -> DeploymentRecord:
+        return DeploymentRecord(**{**dict(row), "inventory_path": Path(row["inventory_path"])})
+
     def deployment(self, name: str) -> DeploymentRecord | None:
         row = self._db.execute("SELECT * FROM deployments WHERE name=?", (name,)).fetchone()
-        return None if row is None else DeploymentRecord(**{**dict(row), "inventory_path": Path(row["inventory_path"])})
+        return None if row is None else self._deployment_record(row)
 
     def deployments(self) -> list[DeploymentRecord]:
         rows = self._db.execute("SELECT * FROM deployments ORDER BY name").fetchall()
-        return [DeploymentRecord(**{**dict(r), "inventory_path": Path(r["inventory_path"])}) for r in rows]
+        return [self._deployment_record(r) for r in rows]
 
     # --- nodes ---------------------------------------------------------------------------------
     def addresses(self, deployment: str) -> dict[str, Addresses]:

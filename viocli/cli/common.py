@@ -103,7 +103,7 @@ def requires_root(f: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if os.geteuid() != 0:
             path = click.get_current_context().command_path
-            raise Refused(f"{path} must run as root", hint=f"run it with sudo: sudo {path} ...")
+            raise Refused(f"{path} must run as root: run it again with sudo")
         from viocli.logsetup import setup_logging
         from viocli.settings import load_settings
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install test test-fast lint demo bench clean
+.PHONY: help install lab-deps test test-fast lint demo bench clean
 
 help:
 	@echo "make install    create $(VENV) and install viocli with its test tools"
@@ -20,12 +20,18 @@ $(BIN)/viocli: pyproject.toml
 
 install: $(BIN)/viocli
 
+# Debian packages of the lab (simulator build, NFS server and client, template build).
+lab-deps:
+	@missing=$$(grep -v '^#' lab-packages.txt | while read -r p; do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --nocolor playbooks tests/fixtures
 
-test: lint
+test: lint lab-deps
 	$(BIN)/pytest -q
 
 test-fast: install

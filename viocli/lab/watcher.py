@@ -28,9 +28,11 @@ from viocli.lab.node import LabNode, Nic, NodeSpec
 log = logging.getLogger("viocli.lab.watcher")
 
 VM_PROPERTIES = ["name", "runtime.powerState", "guest.hostName", "guest.net", "config.template"]
-TASK_PROPERTIES = ["info.state", "info.name", "info.descriptionId", "info.entity", "info.result"]
-SNAPSHOT_TASKS = {"createSnapshot", "CreateSnapshot_Task", "VirtualMachine.createSnapshot"}
-REVERT_TASKS = {"revertToSnapshot", "RevertToSnapshot_Task", "VirtualMachineSnapshot.revert"}
+TASK_PROPERTIES = ["info.state", "info.descriptionId", "info.entity", "info.result"]
+# Tasks are told apart by descriptionId (info.name is a method-name object, not a string). The lab's
+# simulator reports both with the VM as entity and the snapshot as result.
+SNAPSHOT_TASK = "VirtualMachine.createSnapshot"
+REVERT_TASK = "vm.Snapshot.revert"
 
 
 @dataclass
@@ -81,7 +83,6 @@ class Watcher:
         self.oms_public_key = oms_public_key
         self.journal = Journal(paths.journal)
         self.vms: dict[str, VmView] = {}
-        self.snapshot_owner: dict[str, str] = {}  # snapshot moref -> VM moref
         self.task_filters: dict[str, Any] = {}
         self.seen_tasks: set[str] = set()
         self.stopping = False
@@ -191,27 +192,23 @@ class Watcher:
         self.task_filters.pop(task._moId).Destroy()
         if state != "success":
             return
-        names = {str(values.get("info.name")), str(values.get("info.descriptionId"))}
-        entity = values.get("info.entity")
-        if names & SNAPSHOT_TASKS and entity is not None:
-            snapshot = values.get("info.result")
-            if snapshot is not None:
-                self.snapshot_owner[snapshot._moId] = entity._moId
-                node = LabNode(self.paths, entity._moId, self.journal)
-                if node.dir.exists():
-                    log.info("snapshot %s of VM %s: copying the node's disk", snapshot._moId, entity._moId)
-                    node.snapshot(snapshot._moId)
-                    self._note(node, f"snapshot {snapshot._moId}")
-        elif names & REVERT_TASKS and entity is not None:
-            vm_key = self.snapshot_owner.get(entity._moId) or getattr(getattr(entity, "vm", None), "_moId", None)
-            if vm_key is None:
-                return
-            node = LabNode(self.paths, vm_key, self.journal)
-            view = self.vms.get(vm_key)
+        kind = str(values.get("info.descriptionId"))
+        vm, snapshot = values.get("info.entity"), values.get("info.result")
+        if kind not in (SNAPSHOT_TASK, REVERT_TASK) or vm is None or snapshot is None:
+            return
+        node = LabNode(self.paths, vm._moId, self.journal)
+        if not node.dir.exists():
+            return
+        if kind == SNAPSHOT_TASK:
+            log.info("snapshot %s of VM %s: copying the node's disk", snapshot._moId, vm._moId)
+            node.snapshot(snapshot._moId)
+            self._note(node, f"snapshot {snapshot._moId}")
+        else:
+            view = self.vms.get(vm._moId)
             spec = view.spec() if view and view.powered_on else None
-            log.info("revert of VM %s to %s: restoring the node's disk", vm_key, entity._moId)
-            node.revert(entity._moId, spec, self.template, self.oms_public_key)
-            self._note(node, f"revert {entity._moId}")
+            log.info("revert of VM %s to %s: restoring the node's disk", vm._moId, snapshot._moId)
+            node.revert(snapshot._moId, spec, self.template, self.oms_public_key)
+            self._note(node, f"revert {snapshot._moId}")
 
     @staticmethod
     def _note(node: LabNode, event: str) -> None:

@@ -96,7 +96,9 @@ def up(settings: Settings) -> LabState:
             _say(f"bridge {network.bridge}: {network.host_ip}/{network.prefix} ({network.name} network)")
     key_path, _public_key = oms_keypair(settings.state_dir)
 
-    template_root = template.build_template(cache_dir() / "templates")
+    # $VIOCLI_LAB_TEMPLATE: a root filesystem of your own instead of the built one (development).
+    override = os.environ.get("VIOCLI_LAB_TEMPLATE")
+    template_root = Path(override) if override else template.build_template(cache_dir() / "templates", log=_say)
     state.data["template"] = str(template_root)
 
     if not state.running("vcsim"):
@@ -145,6 +147,8 @@ def down(settings: Settings) -> list[str]:
     """Remove everything the lab created, newest first; returns what was removed."""
     check_kernel()
     paths = lab_paths(settings)
+    if not paths.root.exists():
+        return []
     journal = Journal(paths.journal)
     state = LabState.load(paths)
     removed: list[str] = []

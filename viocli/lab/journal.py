@@ -61,7 +61,9 @@ class Journal:
         return records
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record, oldest first."""
+        """Every record, oldest first (reading creates nothing)."""
+        if not self.path.exists():
+            return []
         with self._locked():
             return self._read()
 

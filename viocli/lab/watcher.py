@@ -12,10 +12,12 @@ Run by ``viocli lab up`` as ``python -m viocli.lab.watcher``.
 from __future__ import annotations
 
 import argparse
+import http.client
 import logging
 import signal
 import ssl
 import sys
+import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, ip_address
 from pathlib import Path
@@ -26,6 +28,7 @@ from viocli.lab.layout import LabPaths, network_for_portgroup
 from viocli.lab.node import LabNode, Nic, NodeSpec
 
 log = logging.getLogger("viocli.lab.watcher")
+RECONNECT_DELAY_SECONDS = 2
 
 VM_PROPERTIES = ["name", "runtime.powerState", "guest.hostName", "guest.net", "config.template"]
 TASK_PROPERTIES = ["info.state", "info.descriptionId", "info.entity", "info.result"]
@@ -96,17 +99,22 @@ class Watcher:
         view = content.viewManager.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
         pc = vmodl.query.PropertyCollector
         traverse = pc.TraversalSpec(name="view", path="view", skip=False, type=vim.view.ContainerView)
-        spec = pc.FilterSpec(
-            objectSet=[
-                pc.ObjectSpec(obj=view, skip=True, selectSet=[traverse]),
-                pc.ObjectSpec(obj=content.taskManager, skip=False),
-            ],
-            propSet=[
-                pc.PropertySpec(type=vim.VirtualMachine, pathSet=VM_PROPERTIES),
-                pc.PropertySpec(type=vim.TaskManager, pathSet=["recentTask"]),
-            ],
+        # One property type per filter: govmomi's simulator panics when a filter with several types
+        # meets a change of an object that was just deleted.
+        collector.CreateFilter(
+            pc.FilterSpec(
+                objectSet=[pc.ObjectSpec(obj=view, skip=True, selectSet=[traverse])],
+                propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=VM_PROPERTIES)],
+            ),
+            partialUpdates=False,
         )
-        collector.CreateFilter(spec, partialUpdates=False)
+        collector.CreateFilter(
+            pc.FilterSpec(
+                objectSet=[pc.ObjectSpec(obj=content.taskManager, skip=False)],
+                propSet=[pc.PropertySpec(type=vim.TaskManager, pathSet=["recentTask"])],
+            ),
+            partialUpdates=False,
+        )
         return collector
 
     def _watch_task(self, collector: Any, task: Any) -> None:
@@ -118,6 +126,24 @@ class Watcher:
             propSet=[pc.PropertySpec(type=vim.Task, pathSet=TASK_PROPERTIES)],
         )
         self.task_filters[task._moId] = collector.CreateFilter(spec, partialUpdates=False)
+
+    def _new_task(self, collector: Any, task: Any) -> None:
+        """Act on a finished task now; follow a running one until it finishes.
+
+        The simulator does not report the current state of an object to a filter created after
+        the collector's first wait, so the task's state is read once here.
+        """
+        info = task.info
+        values = {
+            "info.state": info.state,
+            "info.descriptionId": info.descriptionId,
+            "info.entity": info.entity,
+            "info.result": info.result,
+        }
+        if str(info.state) in ("success", "error"):
+            self._task_update(task, values)
+        else:
+            self._watch_task(collector, task)
 
     def run(self) -> None:
         """Follow the simulator until SIGTERM."""
@@ -132,6 +158,7 @@ class Watcher:
             update = collector.WaitForUpdatesEx(version, options)
             if update is None:
                 continue
+            first = version == ""
             version = update.version
             for filter_update in update.filterSet:
                 for change in filter_update.objectSet:
@@ -139,7 +166,17 @@ class Watcher:
                         self._handle(collector, change)
                     except Exception:  # a node that fails must not stop the watcher for the others
                         log.exception("handling %s %s failed", change.kind, change.obj)
+            if first:
+                self._remove_orphans()
         log.info("watcher stopped")
+
+    def _remove_orphans(self) -> None:
+        """Nodes whose VM no longer exists (gone while the watcher was away) are destroyed."""
+        if not self.paths.nodes.is_dir():
+            return
+        for node_dir in self.paths.nodes.iterdir():
+            if node_dir.name not in self.vms:
+                self._vm_gone(node_dir.name)
 
     def _on_term(self, _signum: int, _frame: Any) -> None:
         self.stopping = True
@@ -154,7 +191,7 @@ class Watcher:
                 for task in item.val or []:
                     if task._moId not in self.seen_tasks:
                         self.seen_tasks.add(task._moId)
-                        self._watch_task(collector, task)
+                        self._new_task(collector, task)
         elif isinstance(obj, vim.Task):
             self._task_update(obj, {item.name: item.val for item in change.changeSet})
         elif isinstance(obj, vim.VirtualMachine):
@@ -189,7 +226,9 @@ class Watcher:
         state = str(values.get("info.state"))
         if state not in ("success", "error"):
             return
-        self.task_filters.pop(task._moId).Destroy()
+        task_filter = self.task_filters.pop(task._moId, None)
+        if task_filter is not None:
+            task_filter.Destroy()
         if state != "success":
             return
         kind = str(values.get("info.descriptionId"))
@@ -217,6 +256,12 @@ class Watcher:
             handle.write(event + "\n")
 
 
+def vmodl_fault() -> type:
+    from pyVmomi import vmodl
+
+    return vmodl.MethodFault
+
+
 def connect(url_host: str, port: int, user: str, password: str, ca_file: Path) -> Any:
     """Log in to the simulator with TLS verified against the lab CA."""
     from pyVim.connect import SmartConnect
@@ -237,9 +282,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     user, password = args.credentials.read_text(encoding="utf-8").splitlines()[:2]
-    si = connect(args.host, args.port, user, password, args.ca_file)
-    watcher = Watcher(si, LabPaths(args.lab_dir), args.template, args.oms_public_key.read_text().strip())
-    watcher.run()
+    public_key = args.oms_public_key.read_text().strip()
+    while True:
+        watcher: Watcher | None = None
+        try:
+            si = connect(args.host, args.port, user, password, args.ca_file)
+            watcher = Watcher(si, LabPaths(args.lab_dir), args.template, public_key)
+            watcher.run()
+            return
+        except (OSError, http.client.HTTPException, vmodl_fault()) as error:
+            if watcher is not None and watcher.stopping:
+                return
+            # The simulator restarted or dropped the connection: log in again and resynchronize.
+            log.warning("lost the simulator (%s); reconnecting", error)
+            time.sleep(RECONNECT_DELAY_SECONDS)
 
 
 if __name__ == "__main__":

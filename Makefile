@@ -9,7 +9,7 @@ help:
 	@echo "make install    create $(VENV) and install viocli with its test tools"
 	@echo "make test       lint, then every test (unit, slow, simulator, lab)"
 	@echo "make test-fast  unit tests only (no real Ansible runs)"
-	@echo "make demo       validate the example inventories and show a deployment plan"
+	@echo "make demo       bring the lab up (simulated vCenter, VM nodes, NFS) and show the HA plan"
 	@echo "make bench      start-up benchmark against kolla-ansible"
 
 $(BIN)/viocli: pyproject.toml
@@ -37,12 +37,14 @@ test: lint lab-deps
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
 
-demo: install
+demo: install lab-deps
+	$(BIN)/viocli lab up
 	@for f in inventory/tiny.yml inventory/compact.yml inventory/ha.yml; do $(BIN)/viocli inventory validate -i $$f || exit 1; done
-	$(BIN)/viocli show -i inventory/ha.yml
+	$(BIN)/viocli show -i inventory/lab-ha.yml
+	$(BIN)/viocli lab status
 	@echo
-	@echo "The lab (simulated vCenter, VM nodes, NFS) and 'deployment create' have not landed yet;"
-	@echo "once they have, this target brings up the lab and deploys inventory/lab-ha.yml."
+	@echo "The lab is up. 'deployment create' has not landed yet; once it has, this target deploys"
+	@echo "inventory/lab-ha.yml on it. Remove the lab with: sudo $(BIN)/viocli lab down"
 
 bench: install
 	$(BIN)/python bench/startup

@@ -13,11 +13,9 @@ absent on the lab host; its component is logged at FATAL only, so its warnings s
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from viocli.errors import BadInput, OperationFailed, Refused
+from viocli.lab import system
 
 DEFAULT_PORT = 2049
 DEFAULT_PSEUDO = "/vio_backup"
@@ -331,27 +330,6 @@ def is_running(target: NfsServerHandle | int) -> bool:
     return cmdline is not None and any(Path(part).name == GANESHA for part in cmdline[:1])
 
 
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for ``pid`` to exit (reaping it if it is our child)."""
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        try:
-            child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        _CHILDREN.pop(pid, None)
-        return True
-    deadline = time.monotonic() + timeout
-    while _cmdline(pid) is not None:
-        if time.monotonic() >= deadline:
-            return False
-        # Not a child we know: there is nothing to wait on but the process's disappearance.
-        time.sleep(0.05)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child after all (no zombie left behind)
-    return True
-
-
 def stop(target: NfsServerHandle | int, timeout: float = 10.0) -> bool:
     """Stop the ganesha process of ``target`` (a handle or a pid): SIGTERM, then SIGKILL after ``timeout``.
 
@@ -367,12 +345,13 @@ def stop(target: NfsServerHandle | int, timeout: float = 10.0) -> bool:
         ours = str(target.config_path) in (_cmdline(pid) or [])
     if not ours:
         return False
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        if _wait_gone(pid, wait):
-            break
-    else:
+    started = system.start_time(pid)
+    if started is not None:
+        system.stop(system.Daemon(pid, started), timeout=timeout)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        child.poll()  # let Popen know it has ended (system.stop reaped it)
+    if is_running(pid):
         raise OperationFailed(f"lab NFS server: ganesha (pid {pid}) did not exit after SIGKILL")
     if isinstance(target, NfsServerHandle):
         target.pid_file.unlink(missing_ok=True)

@@ -25,10 +25,8 @@ import ipaddress
 import logging
 import os
 import secrets
-import select
 import selectors
 import shutil
-import signal
 import ssl
 import subprocess
 import tempfile
@@ -39,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from viocli.errors import BadInput, OperationFailed, Refused
+from viocli.lab import system
 from viocli.redact import REDACTOR
 
 log = logging.getLogger("viocli.lab.simulator")
@@ -481,20 +480,15 @@ def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
 
     Refuses to signal a live process that is not a vcsim binary (the pid was reused).
     """
-    if not _alive(pid):
-        _reap(pid)
+    started = system.start_time(pid)
+    if started is None or not _alive(pid):
+        system.reap(pid)
         return
     name = _program(pid)
     if name is not None and name != "vcsim":
         raise Refused(f"process {pid} is {name}, not the vCenter simulator: not stopping it")
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if _wait_gone(pid, timeout):
-        return
-    log.warning("vCenter simulator pid %d ignored SIGTERM for %.0f s: killing it", pid, timeout)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    if not _wait_gone(pid, 5.0):
+    system.stop(system.Daemon(pid, started), timeout=timeout)
+    if _alive(pid):
         raise OperationFailed(f"the vCenter simulator (pid {pid}) did not exit after SIGKILL")
 
 
@@ -552,43 +546,6 @@ def _program(pid: int) -> str | None:
     except OSError:
         return None
     return os.path.basename(argv0.decode(errors="replace")) or None
-
-
-def _reap(pid: int, block: bool = False) -> None:
-    """Collect the exit status if the process is our child (else nothing to do)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, 0 if block else os.WNOHANG)
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Wait for the whole process (all its threads) to exit, on its pidfd; reap it if it is our child."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        _reap(pid)
-        return True
-    except (AttributeError, OSError):
-        return _poll_gone(pid, timeout)
-    try:
-        ready, _, _ = select.select([pidfd], [], [], timeout)
-    finally:
-        os.close(pidfd)
-    if not ready:
-        return False
-    _reap(pid, block=True)  # it has exited: this returns at once
-    return True
-
-
-def _poll_gone(pid: int, timeout: float) -> bool:
-    """Without pidfds (old kernels): check every 50 ms."""
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-        _reap(pid)
-    _reap(pid)
-    return True
 
 
 def _tail(path: Path, lines: int = 20) -> list[str]:

@@ -91,7 +91,7 @@ def test_wrong_password_is_one_clear_error(vcsim, lab_inventory) -> None:
 
 def test_missing_template_is_named(vcsim, lab_inventory) -> None:
     si, inventory, nodes = _setup(vcsim, lab_inventory("lab-tiny", lambda d: d["vcenter"].update(template="gold")))
-    with pytest.raises(BadInput, match="vCenter has no template VM named 'gold'"):
+    with pytest.raises(BadInput, match=r"vCenter has no template VM named 'gold'"):
         provision(si, inventory, nodes)
 
 
@@ -116,5 +116,5 @@ def test_ip_already_in_use_is_refused(vcsim, lab_inventory) -> None:
         data["vcenter"]["folder"] = "other"
 
     si, other, other_nodes = _setup(vcsim, lab_inventory("lab-tiny", same_pool))
-    with pytest.raises(BadInput, match="10.203.0.50, planned for controller01, is already used by the VM vio-lab-tiny"):
+    with pytest.raises(BadInput, match=r"10\.203\.0\.50, planned for controller01, is already used by the VM vio-lab-tiny"):
         provision(si, other, other_nodes)

@@ -485,8 +485,8 @@ def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
         system.reap(pid)
         return
     name = _program(pid)
-    if name is not None and name != "vcsim":
-        raise Refused(f"process {pid} is {name}, not the vCenter simulator: not stopping it")
+    if name != "vcsim":  # unreadable counts as foreign: never signal what we cannot identify
+        raise Refused(f"process {pid} is {name or 'unidentified'}, not the vCenter simulator: not stopping it")
     system.stop(system.Daemon(pid, started), timeout=timeout)
     if _alive(pid):
         raise OperationFailed(f"the vCenter simulator (pid {pid}) did not exit after SIGKILL")

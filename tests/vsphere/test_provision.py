@@ -85,7 +85,7 @@ def test_running_again_adopts_and_completes_a_half_created_deployment(vcsim, lab
 
 
 def test_wrong_password_is_one_clear_error(vcsim, lab_inventory) -> None:
-    with pytest.raises(BadInput, match="refused the login of administrator@vsphere.local"):
+    with pytest.raises(BadInput, match=r"refused the login of administrator@vsphere\.local"):
         _setup(vcsim, lab_inventory("lab-tiny"), password="not-the-password")
 
 
@@ -116,5 +116,6 @@ def test_ip_already_in_use_is_refused(vcsim, lab_inventory) -> None:
         data["vcenter"]["folder"] = "other"
 
     si, other, other_nodes = _setup(vcsim, lab_inventory("lab-tiny", same_pool))
-    with pytest.raises(BadInput, match=r"10\.203\.0\.50, planned for controller01, is already used by the VM vio-lab-tiny"):
+    expected = r"10\.203\.0\.50, planned for controller01, is already used by the VM vio-lab-tiny"
+    with pytest.raises(BadInput, match=expected):
         provision(si, other, other_nodes)

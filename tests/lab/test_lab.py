@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -233,6 +234,7 @@ def test_nfs_export_write_read_list_delete(lab: Lab) -> None:
 
 
 def test_lab_inventories_validate_once_the_lab_is_up(lab: Lab) -> None:
+    shutil.copy(Path(__file__).resolve().parents[2] / "inventory" / "custom-lab.yml", lab.state_dir.parent)
     for name in ("lab-tiny.yml", "lab-ha.yml"):
         path = Path(__file__).resolve().parents[2] / "inventory" / name
         text = path.read_text().replace("/var/lib/viocli/lab/", f"{lab.lab_dir}/")

@@ -32,6 +32,7 @@ def lab_inventory(vcsim: simulator.SimulatorHandle, tmp_path: Path):
         data["vcenter"]["tls"]["ca_file"] = str(vcsim.ca_file)
         if edit:
             edit(data)
+        (tmp_path / "custom-lab.yml").write_text((REPO / "inventory" / "custom-lab.yml").read_text())
         path = tmp_path / f"{data['name']}.yml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return path

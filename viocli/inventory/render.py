@@ -86,9 +86,12 @@ def locked_variables(inventory: Inventory) -> set[str]:
     return (set(inventory_vars(inventory)) | sizing) - OVERRIDABLE
 
 
+ANSIBLE_MANAGED = "Ansible managed by viocli, do not edit: change the inventory or custom.yml and run configure"
+
+
 def group_vars(inventory: Inventory) -> dict[str, Any]:
     """Mode defaults overlaid with the inventory: the ``all`` vars of the generated inventory."""
-    return {**mode_defaults(inventory.mode), **inventory_vars(inventory)}
+    return {**mode_defaults(inventory.mode), **inventory_vars(inventory), "ansible_managed": ANSIBLE_MANAGED}
 
 
 @cache

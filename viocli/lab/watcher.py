@@ -29,6 +29,7 @@ from viocli.lab.node import LabNode, Nic, NodeSpec
 
 log = logging.getLogger("viocli.lab.watcher")
 RECONNECT_DELAY_SECONDS = 2
+HOST_KEY_GUESTINFO = "guestinfo.viocli.ssh_host_ed25519_key"
 
 VM_PROPERTIES = ["name", "runtime.powerState", "guest.hostName", "guest.net", "config.template"]
 TASK_PROPERTIES = ["info.state", "info.descriptionId", "info.entity", "info.result"]
@@ -211,9 +212,23 @@ class Watcher:
             if not node.running():
                 log.info("VM %s powered on: starting node %s (%s)", view.key, spec.hostname, spec.mgmt_ip)
                 node.start(spec, self.template, self.oms_public_key)
+                self._publish_host_key(view.key, node)
         elif not view.powered_on and node.running():
             log.info("VM %s powered off: stopping its node (disk kept)", view.key)
             node.stop()
+
+    def _publish_host_key(self, key: str, node: LabNode) -> None:
+        """Do what VMware Tools does for a real guest: publish the SSH host key in guestinfo.
+
+        viocli reads it from vCenter (over verified TLS) into its known_hosts, so host keys are
+        checked from the first connection on.
+        """
+        from pyVmomi import vim
+
+        public = node.host_key_pub.read_text(encoding="ascii").strip()
+        vm = vim.VirtualMachine(key, self.si._stub)
+        option = vim.option.OptionValue(key=HOST_KEY_GUESTINFO, value=public)
+        vm.ReconfigVM_Task(spec=vim.vm.ConfigSpec(extraConfig=[option]))
 
     def _vm_gone(self, key: str) -> None:
         self.vms.pop(key, None)

@@ -90,11 +90,16 @@ def run_target(settings: Settings, deployment: Deployment) -> RunTarget:
     """Everything the engine needs to run a playbook against ``deployment``."""
     work_dir = settings.deployment_dir(deployment.name)
     ssh_key = settings.state_dir / "ssh" / "id_ed25519"
+    inventory = ansible_inventory(deployment.loaded.model, deployment.nodes, mask_secrets=False)
+    public_key = ssh_key.with_name("id_ed25519.pub")
+    if public_key.exists():
+        # The common role keeps this key authorized on every node (it is how viocli gets in).
+        inventory["all"]["vars"]["oms_ssh_public_key"] = public_key.read_text(encoding="ascii").strip()
     return RunTarget(
         name=deployment.name,
         work_dir=work_dir,
         playbook_dir=share_dir("playbooks"),
-        inventory=ansible_inventory(deployment.loaded.model, deployment.nodes, mask_secrets=False),
+        inventory=inventory,
         secrets=load_secrets(settings, deployment),
         custom_vars=dict(deployment.loaded.custom_vars),
         node_count=len(deployment.nodes),

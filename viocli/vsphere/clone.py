@@ -52,6 +52,7 @@ def clone_spec(
     datastore: Any = None,
     vcpus: int | None = None,
     memory_mb: int | None = None,
+    guestinfo: dict[str, str] | None = None,
 ) -> Any:
     """A CloneSpec that customizes the guest as ``hostname`` with a static IP on every NIC."""
     from pyVmomi import vim
@@ -76,6 +77,8 @@ def clone_spec(
         config.numCPUs = vcpus
     if memory_mb:
         config.memoryMB = memory_mb
+    if guestinfo:
+        config.extraConfig = [vim.option.OptionValue(key=k, value=v) for k, v in sorted(guestinfo.items())]
     location = vim.vm.RelocateSpec(pool=resource_pool, datastore=datastore)
     return vim.vm.CloneSpec(
         location=location, config=config, customization=customization, powerOn=False, template=False

@@ -21,6 +21,7 @@ from viocli.vsphere.objects import find
 from viocli.vsphere.tasks import wait_for_tasks
 
 GIB = 1024**3
+AUTHORIZED_KEY = "guestinfo.viocli.authorized_keys"
 ANTI_AFFINITY_ROLES = ("loadbalancer", "controller", "database")
 
 
@@ -183,7 +184,12 @@ def wait_for_guest_ips(si: Any, vms: dict[str, Any], expected: dict[str, str], t
 
 
 def provision(
-    si: Any, inventory: Inventory, nodes: list[Node], *, say: Callable[[str], None] = lambda _text: None
+    si: Any,
+    inventory: Inventory,
+    nodes: list[Node],
+    *,
+    oms_public_key: str | None = None,
+    say: Callable[[str], None] = lambda _text: None,
 ) -> ProvisionResult:
     """Make every node's VM exist, run, and report its IP; adopt VMs that are already there."""
     from pyVmomi import vim
@@ -216,6 +222,9 @@ def provision(
                 datastore=placement.datastores[node.datastore],
                 vcpus=node.vcpus,
                 memory_mb=node.memory_mb,
+                # The template's first-boot script authorizes this key for root (the lab's nodes get it
+                # from the lab directly).
+                guestinfo={AUTHORIZED_KEY: oms_public_key} if oms_public_key else None,
             )
             tasks.append(placement.template.CloneVM_Task(folder=placement.folder, name=node.vm_name, spec=spec))
         for node, vm in zip(missing, wait_for_tasks(si, tasks), strict=True):

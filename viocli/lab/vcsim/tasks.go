@@ -61,6 +61,9 @@ func (taskFixer) PutObject(obj mo.Reference) {
 	if info.DescriptionId == "VirtualMachine.cloneVm" && info.Entity != nil {
 		completeCloneTask(task)
 	}
+	if info.DescriptionId == "VirtualMachine.reconfigVm" && info.Entity != nil {
+		announceExtraConfig(task, *info.Entity)
+	}
 	if name, ok := taskNames[info.DescriptionId]; ok {
 		info.Name = name.wsdl
 		info.DescriptionId = name.descriptionID
@@ -93,6 +96,20 @@ func resultIsSnapshot(task *simulator.Task, snapshot types.ManagedObjectReferenc
 		result, fault := run(t)
 		if fault == nil && result == nil {
 			result = snapshot
+		}
+		return result, fault
+	}
+}
+
+// announceExtraConfig makes a reconfigure's extraConfig changes visible to property collectors: 0.24.2
+// edits vm.Config.ExtraConfig in place without an update, so a WaitForUpdatesEx on config.extraConfig
+// (how viocli learns the SSH host key a guest publishes in guestinfo) would never wake up.
+func announceExtraConfig(task *simulator.Task, ref types.ManagedObjectReference) {
+	run := task.Execute
+	task.Execute = func(t *simulator.Task) (types.AnyType, types.BaseMethodFault) {
+		result, fault := run(t)
+		if vm, ok := simulator.Map.Get(ref).(*simulator.VirtualMachine); ok && fault == nil {
+			simulator.Map.Update(vm, []types.PropertyChange{{Name: "config.extraConfig", Val: vm.Config.ExtraConfig}})
 		}
 		return result, fault
 	}

@@ -91,3 +91,28 @@ def test_create_tiny_then_create_again_changes_nothing(settings, lab_env) -> Non
     assert [op.result for op in store.operations("vio-lab-tiny")] == ["succeeded", "succeeded"]
     shutil.rmtree(inventories / "unused", ignore_errors=True)
     assert json.loads(json.dumps(again.configured.stats))["failures"] == {}
+
+
+def test_create_ha_galera_has_three_synced_members_and_the_databases(settings, lab_env) -> None:
+    from viocli.ops.deploy import create
+
+    _, inventories = lab_env
+    inventory = inventories / "lab-ha.yml"
+    first = create(settings, inventory, confirm=lambda _lines: True, say=lambda _t: None)
+    assert len(first.provisioned.created) == 9
+    known_hosts = settings.deployment_dir("vio-lab-ha") / "known_hosts"
+    ssh = [
+        "ssh", "-i", str(settings.state_dir / "ssh" / "id_ed25519"), "-o", f"UserKnownHostsFile={known_hosts}",
+        "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+    ]  # fmt: skip
+    query = (
+        "mysql -N -e \"SHOW STATUS WHERE Variable_name IN ('wsrep_cluster_size','wsrep_local_state_comment');"
+        ' SHOW DATABASES;"'
+    )
+    for address in ("10.203.0.102", "10.203.0.103", "10.203.0.104"):  # database01..03
+        out = subprocess.run([*ssh, f"root@{address}", query], capture_output=True, text=True, check=True).stdout
+        assert "wsrep_cluster_size\t3" in out and "wsrep_local_state_comment\tSynced" in out
+        for database in ("keystone", "glance", "placement", "nova_api", "nova_cell0", "nova", "neutron", "cinder"):
+            assert f"\n{database}\n" in f"\n{out}"
+    again = create(settings, inventory, confirm=lambda _lines: True, say=lambda _t: None)
+    assert again.provisioned.created == [] and again.configured.changed == 0

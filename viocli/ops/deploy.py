@@ -102,10 +102,7 @@ def create(
         for name, vm_id in result.vm_ids.items():
             store.update_node(deployment.name, name, vm_id=vm_id, status="running")
         say("reading the nodes' SSH host keys from vCenter")
-        from pyVmomi import vim
-
-        vms = {name: vim.VirtualMachine(vm_id, si._stub) for name, vm_id in result.vm_ids.items()}
-        keys = wait_for_guestinfo(si, vms)
+        keys = wait_for_guestinfo(si, result.vms)
         entries = {}
         for node in deployment.nodes:
             addresses = [str(node.mgmt_ip)] + ([str(node.api_ip)] if node.api_ip else [])

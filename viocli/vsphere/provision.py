@@ -43,6 +43,7 @@ class ProvisionResult:
     """What provisioning did, node by node."""
 
     vm_ids: dict[str, str] = field(default_factory=dict)
+    vms: dict[str, Any] = field(default_factory=dict, repr=False)
     created: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
     powered_on: list[str] = field(default_factory=list)
@@ -237,5 +238,6 @@ def provision(
         wait_for_tasks(si, [vms[name].PowerOnVM_Task() for name in off])
         result.powered_on = sorted(off)
     wait_for_guest_ips(si, vms, {n.name: str(n.mgmt_ip) for n in nodes})
+    result.vms = vms
     result.vm_ids = {name: vm._moId for name, vm in vms.items()}
     return result

@@ -93,7 +93,7 @@ def test_create_tiny_then_create_again_changes_nothing(settings, lab_env) -> Non
     assert json.loads(json.dumps(again.configured.stats))["failures"] == {}
 
 
-def test_create_ha_galera_has_three_synced_members_and_the_databases(settings, lab_env) -> None:
+def test_create_ha_galera_and_rabbitmq_clusters_of_three(settings, lab_env) -> None:
     from viocli.ops.deploy import create
 
     _, inventories = lab_env
@@ -114,5 +114,14 @@ def test_create_ha_galera_has_three_synced_members_and_the_databases(settings, l
         assert "wsrep_cluster_size\t3" in out and "wsrep_local_state_comment\tSynced" in out
         for database in ("keystone", "glance", "placement", "nova_api", "nova_cell0", "nova", "neutron", "cinder"):
             assert f"\n{database}\n" in f"\n{out}"
+    status = subprocess.run(
+        [*ssh, "root@10.203.0.104", "rabbitmqctl --quiet cluster_status --formatter json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    cluster = json.loads(status)
+    assert sorted(cluster["running_nodes"]) == ["rabbit@database01", "rabbit@database02", "rabbit@database03"]
+    assert not cluster.get("partitions")
     again = create(settings, inventory, confirm=lambda _lines: True, say=lambda _t: None)
     assert again.provisioned.created == [] and again.configured.changed == 0

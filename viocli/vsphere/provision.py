@@ -8,7 +8,6 @@ not cloned again, so running it after a failure completes a half-created deploym
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from viocli.inventory.topology import Node
 from viocli.vsphere.clone import NicPlan, clone_spec
 from viocli.vsphere.objects import find
 from viocli.vsphere.tasks import wait_for_tasks
+from viocli.vsphere.watch import watch
 
 GIB = 1024**3
 AUTHORIZED_KEY = "guestinfo.viocli.authorized_keys"
@@ -146,42 +146,26 @@ def _ensure_anti_affinity(
 
 def wait_for_guest_ips(si: Any, vms: dict[str, Any], expected: dict[str, str], timeout: float = 600) -> None:
     """Block until each VM's guest reports its expected IP, following guest.net updates."""
-    from pyVmomi import vim, vmodl
+    from pyVmomi import vim
 
-    pc = vmodl.query.PropertyCollector
-    collector = si.RetrieveContent().propertyCollector.CreatePropertyCollector()
     by_id = {vm._moId: name for name, vm in vms.items()}
-    collector.CreateFilter(
-        pc.FilterSpec(
-            objectSet=[pc.ObjectSpec(obj=vm) for vm in vms.values()],
-            propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["guest.net"])],
-        ),
-        partialUpdates=False,
-    )
     waiting = set(vms)
-    deadline = time.monotonic() + timeout
-    version = ""
-    try:
-        while waiting:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise OperationFailed(
-                    f"no guest IP reported within {timeout:.0f}s by: {', '.join(sorted(waiting))}",
-                    hint="check the VMs' consoles and that VMware Tools runs in the template",
-                )
-            update = collector.WaitForUpdatesEx(version, pc.WaitOptions(maxWaitSeconds=max(1, min(60, int(remaining)))))
-            if update is None:
-                continue
-            version = update.version
-            for filter_update in update.filterSet:
-                for change in filter_update.objectSet:
-                    name = by_id.get(change.obj._moId)
-                    for item in change.changeSet:
-                        addresses = {a for nic in (item.val or []) for a in (nic.ipAddress or [])}
-                        if name and expected[name] in addresses:
-                            waiting.discard(name)
-    finally:
-        collector.Destroy()
+
+    def late() -> OperationFailed:
+        return OperationFailed(
+            f"no guest IP reported within {timeout:.0f}s by: {', '.join(sorted(waiting))}",
+            hint="check the VMs' consoles and that VMware Tools runs in the template",
+        )
+
+    for vm, values in watch(
+        si, list(vms.values()), vim.VirtualMachine, ["guest.net"], timeout=timeout, on_timeout=late
+    ):
+        name = by_id[vm._moId]
+        addresses = {a for nic in (values.get("guest.net") or []) for a in (nic.ipAddress or [])}
+        if expected[name] in addresses:
+            waiting.discard(name)
+        if not waiting:
+            break
 
 
 def provision(

@@ -7,14 +7,12 @@ the playbooks over SSH, and the idempotence rule: a second run changes nothing.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.lab.oms import oms_env, run_viocli
 from viocli.settings import load_settings
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -25,15 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def lab_env(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("oms")
-    env = {
-        "VIOCLI_STATE_DIR": str(root / "state"),
-        "VIOCLI_LOG_FILE": str(root / "log" / "viocli.log"),
-        "VIOCLI_CONFIG": str(root / "etc" / "viocli.conf"),
-    }
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "viocli", *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=3600
-    )
-    up = run("lab", "up")
+    env = oms_env(root)
+    up = run_viocli(env, "lab", "up")
     assert up.returncode == 0, up.stdout + up.stderr
     inventories = root / "inventory"
     inventories.mkdir()
@@ -42,7 +33,7 @@ def lab_env(tmp_path_factory: pytest.TempPathFactory):
         text = (REPO / "inventory" / name).read_text().replace("/var/lib/viocli/lab/", f"{lab_dir}/")
         (inventories / name).write_text(text)
     yield env, inventories
-    down = run("lab", "down")
+    down = run_viocli(env, "lab", "down")
     assert down.returncode == 0, down.stderr
 
 
@@ -89,7 +80,6 @@ def test_create_tiny_then_create_again_changes_nothing(settings, lab_env) -> Non
     assert again.provisioned.created == [] and again.provisioned.adopted == ["controller01"]
     assert again.configured.changed == 0
     assert [op.result for op in store.operations("vio-lab-tiny")] == ["succeeded", "succeeded"]
-    shutil.rmtree(inventories / "unused", ignore_errors=True)
     assert json.loads(json.dumps(again.configured.stats))["failures"] == {}
 
 

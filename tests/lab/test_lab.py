@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import paramiko
 import pytest
 
+from tests.lab.oms import oms_env, run_viocli
 from viocli.lab.layout import API, MGMT
 from viocli.vsphere.clone import NicPlan, clone_spec
 from viocli.vsphere.connection import connect
@@ -47,9 +47,7 @@ class Lab:
         return self.state_dir / "lab"
 
     def viocli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "viocli", *args], env=self.env, capture_output=True, text=True, timeout=timeout
-        )
+        return run_viocli(self.env, *args, timeout=timeout)
 
 
 def _leftovers(state_dir: Path) -> dict[str, list[str]]:
@@ -66,13 +64,7 @@ def _leftovers(state_dir: Path) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("oms")
-    env = {
-        **os.environ,
-        "VIOCLI_STATE_DIR": str(root / "state"),
-        "VIOCLI_LOG_FILE": str(root / "log" / "viocli.log"),
-        "VIOCLI_CONFIG": str(root / "etc" / "viocli.conf"),
-    }
-    lab = Lab(env, root / "state", {}, None)
+    lab = Lab(oms_env(root), root / "state", {}, None)
     started = time.monotonic()
     up = lab.viocli("lab", "up", timeout=3600)
     assert up.returncode == 0, up.stdout + up.stderr

@@ -481,14 +481,14 @@ def stop(pid: int, timeout: float = STOP_TIMEOUT) -> None:
     Refuses to signal a live process that is not a vcsim binary (the pid was reused).
     """
     started = system.start_time(pid)
-    if started is None or not _alive(pid):
+    if started is None or not system.running(pid):
         system.reap(pid)
         return
     name = _program(pid)
     if name != "vcsim":  # unreadable counts as foreign: never signal what we cannot identify
         raise Refused(f"process {pid} is {name or 'unidentified'}, not the vCenter simulator: not stopping it")
     system.stop(system.Daemon(pid, started), timeout=timeout)
-    if _alive(pid):
+    if system.running(pid):
         raise OperationFailed(f"the vCenter simulator (pid {pid}) did not exit after SIGKILL")
 
 
@@ -522,21 +522,6 @@ def _wait_ready(process: subprocess.Popen, timeout: float) -> str:
                 text = line.decode(errors="replace").strip()
                 if text.startswith(READY_PREFIX):
                     return text[len(READY_PREFIX) :].strip()
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _program(pid: int) -> str | None:

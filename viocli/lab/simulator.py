@@ -19,7 +19,6 @@ template ``vio-template`` (Debian 12 64-bit, one vmxnet3 NIC on ``vio-mgmt-pg``)
 from __future__ import annotations
 
 import contextlib
-import datetime
 import hashlib
 import ipaddress
 import logging
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from viocli import pki
 from viocli.errors import BadInput, OperationFailed, Refused
 from viocli.lab import system
 from viocli.redact import REDACTOR
@@ -68,9 +68,6 @@ DATASTORE_DIR = "vcsim-datastores"
 READY_PREFIX = "VCSIM READY "
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
-CA_DAYS = 3650
-CERT_DAYS = 825
-RENEW_BEFORE = datetime.timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -223,15 +220,9 @@ def generate_tls(lab_dir: Path, ip: str) -> tuple[Path, Path, Path]:
     server certificate are 0600, the CA certificate 0644 (clients need it).
     """
     address = _parse_ip(ip)
-    lab_dir.mkdir(parents=True, exist_ok=True)
-    paths = (lab_dir / CA_CERT_NAME, lab_dir / CERT_NAME, lab_dir / KEY_NAME)
-    ca = _load_ca(lab_dir / CA_CERT_NAME, lab_dir / CA_KEY_NAME)
-    if ca is None:
-        ca = _new_ca(lab_dir / CA_CERT_NAME, lab_dir / CA_KEY_NAME)
-    elif _server_cert_valid(paths[1], paths[2], ca[0], address):
-        return paths
-    _new_server_cert(paths[1], paths[2], ca, address)
-    return paths
+    files = pki.CertFiles(lab_dir / CA_CERT_NAME, lab_dir / CA_KEY_NAME, lab_dir / CERT_NAME, lab_dir / KEY_NAME)
+    pki.ensure_server_cert(files, [str(address)], ca_name="viocli lab CA", cert_name=f"vcsim {address}")
+    return files.ca_cert, files.cert, files.key
 
 
 def ensure_credentials(lab_dir: Path) -> tuple[str, Path]:
@@ -245,7 +236,7 @@ def ensure_credentials(lab_dir: Path) -> tuple[str, Path]:
     lab_dir.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(24)
     REDACTOR.add([password])
-    _write_file(path, f"{USERNAME}\n{password}\n".encode(), 0o600)
+    pki.write_private(path, f"{USERNAME}\n{password}\n".encode(), 0o600)
     return USERNAME, path
 
 
@@ -263,160 +254,6 @@ def _parse_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         return ipaddress.ip_address(ip)
     except ValueError:
         raise BadInput(f"the simulator's listen address must be an IP address, not {ip!r}") from None
-
-
-def _load_ca(cert_path: Path, key_path: Path) -> tuple[Any, Any] | None:
-    """The CA certificate and key if both load, match and stay valid long enough; else None."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError):
-        return None
-    if not _fresh(cert) or cert.public_key().public_numbers() != key.public_key().public_numbers():
-        return None
-    return cert, key
-
-
-def _server_cert_valid(cert_path: Path, key_path: Path, ca_cert: Any, address: Any) -> bool:
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import serialization
-
-    try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        cert.verify_directly_issued_by(ca_cert)
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (OSError, ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
-        return False
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
-        return False
-    if not _fresh(cert) or address not in names.get_values_for_type(x509.IPAddress):
-        return False
-    for path in (cert_path, key_path):
-        path.chmod(0o600)
-    return True
-
-
-def _fresh(cert: Any) -> bool:
-    now = datetime.datetime.now(datetime.UTC)
-    return cert.not_valid_before_utc <= now and cert.not_valid_after_utc - RENEW_BEFORE > now
-
-
-def _new_ca(cert_path: Path, key_path: Path) -> tuple[Any, Any]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "viocli lab CA")])
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    cert = (
-        _builder(name, name, key.public_key(), CA_DAYS)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, _sha256())
-    )
-    _write_file(key_path, _key_pem(key), 0o600)
-    _write_file(cert_path, _cert_pem(cert), 0o644)
-    return cert, key
-
-
-def _new_server_cert(cert_path: Path, key_path: Path, ca: tuple[Any, Any], address: Any) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    ca_cert, ca_key = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"vcsim {address}")])
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=True,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
-        _builder(subject, ca_cert.subject, key.public_key(), CERT_DAYS)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(address)]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-        .sign(ca_key, _sha256())
-    )
-    _write_file(key_path, _key_pem(key), 0o600)
-    _write_file(cert_path, _cert_pem(cert), 0o600)
-
-
-def _builder(subject: Any, issuer: Any, public_key: Any, days: int) -> Any:
-    from cryptography import x509
-
-    now = datetime.datetime.now(datetime.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=days))
-    )
-
-
-def _sha256() -> Any:
-    from cryptography.hazmat.primitives import hashes
-
-    return hashes.SHA256()
-
-
-def _key_pem(key: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _cert_pem(cert: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write atomically, the file never readable beyond ``mode``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # --- process ---------------------------------------------------------------------------------------

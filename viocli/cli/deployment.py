@@ -9,10 +9,12 @@ import click
 from viocli.cli.common import (
     CONTEXT_SETTINGS,
     common_options,
+    deployment_name,
     format_option,
     inventory_option,
     not_landed,
     requires_root,
+    verbosity,
 )
 
 tags_option = click.option(
@@ -45,10 +47,41 @@ def deployment() -> None:
 @yes_option
 @extra_vars_option
 @common_options
-@not_landed("vSphere provisioning and the deploy playbooks")
 @requires_root
 def create(inventory_path: Path | None, yes: bool, extra_vars: tuple[str, ...]) -> None:
     """Provision the VMs on vSphere and deploy the control plane (resumable)."""
+    from viocli.errors import BadInput
+    from viocli.ops.ansible import parse_cli_vars
+    from viocli.ops.deploy import create as create_deployment
+    from viocli.ops.tls import external_ca_file
+    from viocli.settings import load_settings
+
+    if inventory_path is None:
+        raise BadInput("deployment create needs the inventory file", hint="sudo viocli deployment create -i FILE")
+    settings = load_settings()
+
+    def confirm(lines: list[str]) -> bool:
+        for line in lines:
+            click.echo(line)
+        return yes or click.confirm("create (or complete) this deployment?", default=False, err=True)
+
+    result = create_deployment(
+        settings,
+        inventory_path,
+        confirm=confirm,
+        say=lambda text: click.echo(f"viocli: {text}", err=True),
+        cli_vars=parse_cli_vars(extra_vars),
+        verbosity=verbosity(),
+    )
+    model = result.deployment.loaded.model
+    click.echo(
+        f"deployment {result.deployment.name} is running: {len(result.deployment.nodes)} VMs "
+        f"({len(result.provisioned.created)} created), {result.configured.changed} changes, "
+        f"configured in {result.configured.elapsed:.0f} s"
+    )
+    click.echo(f"  identity endpoint: https://{model.vips.external_fqdn or model.vips.external}:5000/v3")
+    if model.external_tls is None:
+        click.echo(f"  CA certificate:    {external_ca_file(settings.deployment_dir(result.deployment.name))}")
 
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)
@@ -60,7 +93,6 @@ def create(inventory_path: Path | None, yes: bool, extra_vars: tuple[str, ...]) 
 @click.option("-C", "--check", is_flag=True, help="Dry run: report what would change, change nothing.")
 @click.option("-D", "--diff", is_flag=True, help="Show the differences in rendered files.")
 @common_options
-@not_landed("the deploy and configure playbooks")
 @requires_root
 def configure(
     inventory_path: Path | None,
@@ -72,6 +104,26 @@ def configure(
     diff: bool,
 ) -> None:
     """Re-apply the inventory and custom.yml to the running deployment."""
+    from viocli.ops.ansible import parse_cli_vars
+    from viocli.ops.configure import configure as configure_deployment
+    from viocli.settings import load_settings
+
+    result = configure_deployment(
+        load_settings(),
+        inventory_path,
+        deployment_name(),
+        tags=tags,
+        skip_tags=skip_tags,
+        limit=limit,
+        check=check,
+        diff=diff,
+        cli_vars=parse_cli_vars(extra_vars),
+        verbosity=verbosity(),
+    )
+    verb = "would change" if check else "changed"
+    click.echo(
+        f"configure {verb} {result.changed} things on {len(result.hosts('processed'))} nodes in {result.elapsed:.0f} s"
+    )
 
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)

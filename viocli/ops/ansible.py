@@ -12,6 +12,7 @@ import yaml
 from viocli.errors import BadInput, Refused
 from viocli.inventory.render import RESERVED_PREFIX, ansible_inventory, known_variables, locked_variables
 from viocli.ops.context import Deployment
+from viocli.ops.tls import external_pem
 from viocli.runner.engine import RunResult, RunTarget, run_playbook
 from viocli.runner.plan import PlaybookRun
 from viocli.secrets.catalog import secret_names
@@ -90,7 +91,8 @@ def run_target(settings: Settings, deployment: Deployment) -> RunTarget:
     """Everything the engine needs to run a playbook against ``deployment``."""
     work_dir = settings.deployment_dir(deployment.name)
     ssh_key = settings.state_dir / "ssh" / "id_ed25519"
-    inventory = ansible_inventory(deployment.loaded.model, deployment.nodes, mask_secrets=False)
+    model = deployment.loaded.model
+    inventory = ansible_inventory(model, deployment.nodes, mask_secrets=False)
     public_key = ssh_key.with_name("id_ed25519.pub")
     if public_key.exists():
         # The common role keeps this key authorized on every node (it is how viocli gets in).
@@ -100,7 +102,7 @@ def run_target(settings: Settings, deployment: Deployment) -> RunTarget:
         work_dir=work_dir,
         playbook_dir=share_dir("playbooks"),
         inventory=inventory,
-        secrets=load_secrets(settings, deployment),
+        secrets={**load_secrets(settings, deployment), "haproxy_external_pem": external_pem(model, work_dir)},
         custom_vars=dict(deployment.loaded.custom_vars),
         node_count=len(deployment.nodes),
         ssh_key=ssh_key if ssh_key.exists() else None,

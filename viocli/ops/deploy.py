@@ -6,6 +6,7 @@ existing VMs are adopted, the playbooks converge, the state store keeps IPs and 
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -13,15 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from viocli.errors import NodesUnreachable, Refused
+from viocli.errors import NodesUnreachable, OperationFailed, Refused
 from viocli.inventory.load import load_inventory
 from viocli.ops import plans
 from viocli.ops.ansible import load_secrets, run_ansible
 from viocli.ops.context import Deployment, resolve_deployment
+from viocli.ops.health import Check, check_api, check_token, external_apis, tls_context, wait_healthy
 from viocli.ops.known_hosts import write_known_hosts
 from viocli.ops.operation import operation
+from viocli.ops.tls import external_ca_file
 from viocli.runner.engine import RunResult
-from viocli.settings import Settings
+from viocli.settings import Settings, share_dir
 from viocli.sshkeys import oms_keypair
 from viocli.state.store import StateStore
 from viocli.vsphere.connection import connect
@@ -36,6 +39,7 @@ class CreateResult:
     deployment: Deployment
     provisioned: ProvisionResult
     configured: RunResult
+    health: list[Check]
 
 
 def plan_lines(deployment: Deployment) -> list[str]:
@@ -113,4 +117,35 @@ def create(
         say("configuring the nodes")
         configured = run_ansible(settings, deployment, plans.deploy(deployment), cli_vars=cli_vars, verbosity=verbosity)
         store.set_deployment_status(deployment.name, "running")
-        return CreateResult(deployment, result, configured)
+        say("checking the APIs through the external VIP")
+        checks = check_health(settings, deployment, secrets)
+        failed = [c for c in checks if not c.healthy]
+        if failed:
+            raise OperationFailed(
+                f"deployment {deployment.name} is deployed but not healthy: "
+                + "; ".join(f"{c.name}: {c.detail}" for c in failed),
+                hint="look at the service's log on the controllers, fix, then run: sudo viocli deployment configure",
+            )
+        return CreateResult(deployment, result, configured, checks)
+
+
+def check_health(settings: Settings, deployment: Deployment, secrets: Mapping[str, Any]) -> list[Check]:
+    """Every external API answers over verified TLS and the admin gets a token (waits for a while)."""
+    model = deployment.loaded.model
+    ca_file = None if model.external_tls is not None else external_ca_file(settings.deployment_dir(deployment.name))
+    context = tls_context(ca_file)
+    host = str(model.vips.external)
+    checks: list[Callable[[], Check]] = [
+        functools.partial(check_api, host, name, port, context) for name, port in external_apis(share_dir("playbooks"))
+    ]
+    checks.append(
+        functools.partial(
+            check_token,
+            host,
+            model.openstack.admin_user,
+            model.openstack.admin_project,
+            secrets["keystone_admin_password"],
+            context,
+        )
+    )
+    return wait_healthy(checks)

@@ -1,0 +1,58 @@
+"""``deployment configure``: re-apply the inventory and custom.yml to a deployment that exists."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from viocli.errors import Refused
+from viocli.ops import plans
+from viocli.ops.ansible import run_ansible
+from viocli.ops.context import resolve_deployment
+from viocli.ops.operation import operation
+from viocli.runner.engine import RunResult
+from viocli.settings import Settings
+from viocli.state.store import StateStore
+
+# Statuses in which the nodes exist and answer SSH, so the playbooks can run.
+CONFIGURABLE = ("configuring", "running")
+
+
+def configure(
+    settings: Settings,
+    inventory_path: Path | None,
+    name: str | None,
+    *,
+    tags: Sequence[str] = (),
+    skip_tags: Sequence[str] = (),
+    limit: Sequence[str] = (),
+    check: bool = False,
+    diff: bool = False,
+    cli_vars: Mapping[str, Any] | None = None,
+    verbosity: int = 0,
+) -> RunResult:
+    """Run configure.yml against the deployment, holding its lock; returns the run's result."""
+    reader = StateStore.open_readonly(settings.db_path)
+    if reader is None:
+        raise Refused(
+            "no deployment exists on this OMS; nothing to configure", hint="sudo viocli deployment create -i FILE"
+        )
+    try:
+        deployment = resolve_deployment(settings, reader, inventory_path, name)
+        record = reader.deployment(deployment.name)
+    finally:
+        reader.close()
+    if record is None:
+        raise Refused(
+            f"deployment {deployment.name} does not exist on this OMS; nothing to configure",
+            hint=f"create it first: sudo viocli deployment create -i {deployment.loaded.path}",
+        )
+    if record.status not in CONFIGURABLE:
+        raise Refused(
+            f"deployment {deployment.name} is {record.status}; configure needs its nodes up",
+            hint=f"finish it first: sudo viocli deployment create -i {deployment.loaded.path}",
+        )
+    run = plans.configure(deployment, tags=tags, skip_tags=skip_tags, limit=limit, check=check, diff=diff)
+    with operation(settings, deployment.name, "deployment configure"):
+        return run_ansible(settings, deployment, run, cli_vars=cli_vars, verbosity=verbosity)

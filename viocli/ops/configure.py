@@ -31,8 +31,12 @@ def configure(
     diff: bool = False,
     cli_vars: Mapping[str, Any] | None = None,
     verbosity: int = 0,
+    tuned: bool = True,
 ) -> RunResult:
-    """Run configure.yml against the deployment, holding its lock; returns the run's result."""
+    """Run configure.yml against the deployment, holding its lock; returns the run's result.
+
+    ``tuned=False`` runs with stock Ansible settings (the benchmark's baseline).
+    """
     reader = StateStore.open_readonly(settings.db_path)
     if reader is None:
         raise Refused(
@@ -55,4 +59,4 @@ def configure(
         )
     run = plans.configure(deployment, tags=tags, skip_tags=skip_tags, limit=limit, check=check, diff=diff)
     with operation(settings, deployment.name, "deployment configure"):
-        return run_ansible(settings, deployment, run, cli_vars=cli_vars, verbosity=verbosity)
+        return run_ansible(settings, deployment, run, cli_vars=cli_vars, verbosity=verbosity, tuned=tuned)

@@ -3,14 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install lab-deps test test-fast lint demo bench clean
+.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy clean
 
 help:
 	@echo "make install    create $(VENV) and install viocli with its test tools"
 	@echo "make test       lint, then every test (unit, slow, simulator, lab)"
 	@echo "make test-fast  unit tests only (no real Ansible runs)"
-	@echo "make demo       bring the lab up (simulated vCenter, VM nodes, NFS) and show the HA plan"
+	@echo "make demo       bring the lab up (simulated vCenter, VM nodes, NFS) and deploy inventory/lab-ha.yml"
 	@echo "make bench      start-up benchmark against kolla-ansible"
+	@echo "make bench-deploy  HA lab deployment and no-op configure (tuned vs stock Ansible settings)"
 
 $(BIN)/viocli: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,14 +41,22 @@ test-fast: install
 demo: install lab-deps
 	$(BIN)/viocli lab up
 	@for f in inventory/tiny.yml inventory/compact.yml inventory/ha.yml; do $(BIN)/viocli inventory validate -i $$f || exit 1; done
-	$(BIN)/viocli show -i inventory/lab-ha.yml
-	$(BIN)/viocli lab status
+	$(BIN)/viocli deployment create -i inventory/lab-ha.yml --yes
+	$(BIN)/viocli show -d vio-lab-ha
 	@echo
-	@echo "The lab is up. 'deployment create' has not landed yet; once it has, this target deploys"
-	@echo "inventory/lab-ha.yml on it. Remove the lab with: sudo $(BIN)/viocli lab down"
+	@echo "The HA control plane runs on the lab. Use it with any OpenStack client:"
+	@echo "  export OS_AUTH_URL=https://10.203.1.90:5000/v3 OS_USERNAME=admin OS_PROJECT_NAME=admin"
+	@echo "  export OS_USER_DOMAIN_ID=default OS_PROJECT_DOMAIN_ID=default OS_REGION_NAME=RegionOne"
+	@echo "  export OS_CACERT=/var/lib/viocli/deployments/vio-lab-ha/tls/external-ca.pem"
+	@echo "  export OS_PASSWORD=\$$(sudo $(BIN)/viocli secrets show keystone_admin_password -d vio-lab-ha)"
+	@echo "Remove the lab with: sudo $(BIN)/viocli lab down"
 
 bench: install
 	$(BIN)/python bench/startup
+
+# HA lab deployment from nothing, no-op configure tuned vs stock (needs root; uses the lab's bridges).
+bench-deploy: install lab-deps
+	$(BIN)/python bench/deploy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

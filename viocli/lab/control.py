@@ -105,7 +105,8 @@ def up(settings: Settings) -> LabState:
         binary = simulator.build(cache_dir())
         simulator.generate_tls(paths.root, str(MGMT.host_ip))
         simulator.ensure_credentials(paths.root)
-        handle = simulator.start(binary, paths.root, str(MGMT.host_ip), VCSIM_PORT)
+        # 443 too: glance_store's VMware store cannot be told another port (a real vCenter is on 443)
+        handle = simulator.start(binary, paths.root, str(MGMT.host_ip), VCSIM_PORT, also_ports=(443,))
         started = start_time(handle.pid)
         journal.record("process", pid=handle.pid, started=started, what="vcsim")
         state.data["vcsim"] = {

@@ -8,7 +8,9 @@ package version, so it is rebuilt only when one of them changes.
 The simulator listens on one address (the lab's management bridge, or 127.0.0.1 in tests) with a
 certificate from the lab's own CA, and accepts exactly one login: ``administrator@vsphere.local`` with a
 random password kept in ``<lab>/vcsim.credentials`` (mode 0600). It runs in its own process group,
-logs to ``<lab>/vcsim.log``, and is stopped by its pid, never by name.
+logs to ``<lab>/vcsim.log``, and is stopped by its pid, never by name. It serves the vSphere WSDL at
+``/sdk/vimService.wsdl`` (generated from pyVmomi by :mod:`viocli.lab.vim_wsdl` into ``<lab>/vcsim-wsdl``),
+which oslo.vmware, and so OpenStack's VMware drivers, load before they log in.
 
 Inventory (names the lab inventories use): datacenter ``vio-dc``; clusters ``vio-mgmt`` (3 hosts),
 ``vio-compute-a`` and ``vio-compute-b`` (2 hosts each); datastores ``vio-ds1..3`` on every host;
@@ -30,6 +32,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,7 @@ from urllib.parse import urlsplit
 
 from viocli import pki
 from viocli.errors import BadInput, OperationFailed, Refused
-from viocli.lab import system
+from viocli.lab import system, vim_wsdl
 from viocli.redact import REDACTOR
 
 log = logging.getLogger("viocli.lab.simulator")
@@ -65,6 +68,7 @@ CERT_NAME = "vcsim.pem"
 KEY_NAME = "vcsim.key"
 LOG_NAME = "vcsim.log"
 DATASTORE_DIR = "vcsim-datastores"
+WSDL_DIR = "vcsim-wsdl"
 READY_PREFIX = "VCSIM READY "
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
@@ -81,6 +85,11 @@ class SimulatorHandle:
     ca_file: Path
     username: str
     password_file: Path
+
+    @property
+    def wsdl_url(self) -> str:
+        """Where SOAP clients load the vSphere WSDL (oslo.vmware's default location)."""
+        return f"{self.url}/vimService.wsdl"
 
 
 # --- build -----------------------------------------------------------------------------------------
@@ -259,11 +268,20 @@ def _parse_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 # --- process ---------------------------------------------------------------------------------------
 
 
-def start(binary: Path, lab_dir: Path, listen_ip: str, port: int, timeout: float = START_TIMEOUT) -> SimulatorHandle:
+def start(
+    binary: Path,
+    lab_dir: Path,
+    listen_ip: str,
+    port: int,
+    timeout: float = START_TIMEOUT,
+    also_ports: Sequence[int] = (),
+) -> SimulatorHandle:
     """Start the simulator on ``listen_ip:port`` (port 0: any free port) and wait for it to listen.
 
     It runs in its own process group with stderr appended to ``lab_dir/vcsim.log``; its datastores'
-    files go to ``lab_dir/vcsim-datastores``. Returns once it printed its READY line.
+    files go to ``lab_dir/vcsim-datastores``; it serves the WSDL written to ``lab_dir/vcsim-wsdl``
+    (once per pyVmomi version). ``also_ports`` are more ports on ``listen_ip`` serving the same (443 for
+    glance_store's VMware store, which cannot be given a port). Returns once it printed its READY line.
     """
     address = _parse_ip(listen_ip)
     binary, lab_dir = Path(binary).resolve(), lab_dir.resolve()  # the child runs in lab_dir
@@ -271,6 +289,7 @@ def start(binary: Path, lab_dir: Path, listen_ip: str, port: int, timeout: float
     username, password_file = ensure_credentials(lab_dir)
     listen = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
     log_path = lab_dir / LOG_NAME
+    wsdl_dir = vim_wsdl.write(lab_dir / WSDL_DIR)
     command = [
         str(binary),
         "-listen", listen,
@@ -278,7 +297,10 @@ def start(binary: Path, lab_dir: Path, listen_ip: str, port: int, timeout: float
         "-key", str(key_file),
         "-credentials", str(password_file),
         "-datastore-dir", str(lab_dir / DATASTORE_DIR),
+        "-wsdl-dir", str(wsdl_dir),
     ]  # fmt: skip
+    for extra in also_ports:
+        command += ["-also-listen", f"[{address}]:{extra}" if address.version == 6 else f"{address}:{extra}"]
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
             command,

@@ -4,6 +4,8 @@ package main
 // Fetch method. govmomi 0.24.2's PropertyCollector.Fetch panics (index out of range) when the property
 // is unset, where vCenter answers with no value (None in pyvmomi): a template's resourcePool, a VM
 // without snapshots' snapshot. fetchPC replaces the PropertyCollector singleton and answers those.
+// Its RetrievePropertiesEx also follows traversal specs by type (traverse.go) and answers keyed
+// property paths (keyed.go), as vCenter does.
 
 import (
 	"reflect"
@@ -72,4 +74,40 @@ func (pc *fetchPC) unset(ctx *simulator.Context, this types.ManagedObjectReferen
 	}
 	obj := body.Res.Returnval.Objects[0]
 	return len(obj.PropSet) == 0 && len(obj.MissingSet) == 0
+}
+
+// RetrievePropertiesEx follows traversals by type (traverse.go) and answers keyed paths (keyed.go);
+// the simulator collects the properties.
+func (pc *fetchPC) RetrievePropertiesEx(ctx *simulator.Context, req *types.RetrievePropertiesEx) soap.HasFault {
+	specs, fault := flattenTraversals(ctx, req.SpecSet)
+	if fault != nil {
+		return &methods.RetrievePropertiesExBody{Fault_: simulator.Fault("", fault)}
+	}
+	keyed, hasKeyed := splitKeyedPaths(specs)
+	if hasKeyed {
+		specs = keyed.specs
+	}
+	res := pc.PropertyCollector.RetrievePropertiesEx(ctx, &types.RetrievePropertiesEx{
+		This: req.This, SpecSet: specs, Options: req.Options,
+	})
+	body, ok := res.(*methods.RetrievePropertiesExBody)
+	if ok && hasKeyed && body.Res != nil && body.Res.Returnval != nil {
+		keyed.apply(body.Res.Returnval.Objects)
+	}
+	return res
+}
+
+// RetrieveProperties is RetrievePropertiesEx without options (the simulator's would call its own Ex).
+func (pc *fetchPC) RetrieveProperties(ctx *simulator.Context, req *types.RetrieveProperties) soap.HasFault {
+	body := &methods.RetrievePropertiesBody{}
+	res := pc.RetrievePropertiesEx(ctx, &types.RetrievePropertiesEx{This: req.This, SpecSet: req.SpecSet})
+	if res.Fault() != nil {
+		body.Fault_ = res.Fault()
+		return body
+	}
+	body.Res = &types.RetrievePropertiesResponse{}
+	if result := res.(*methods.RetrievePropertiesExBody).Res.Returnval; result != nil {
+		body.Res.Returnval = result.Objects
+	}
+	return body
 }

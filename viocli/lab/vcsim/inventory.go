@@ -72,6 +72,8 @@ func createModel(dsRoot string) (*simulator.Model, error) {
 		return nil, err
 	}
 	installFetchPC()
+	installExtensionManager()
+	installSearchIndex()
 	simulator.Map.AddHandler(taskFixer{})
 	ctx := context.Background()
 	client, err := vim25.NewClient(ctx, model.Service)
@@ -190,6 +192,7 @@ func addDatastore(ctx context.Context, hosts []*object.HostSystem, name, dir str
 		})
 	}
 	ds.Summary.MultipleHostAccess = types.NewBool(true) // nobody can watch yet: no Update needed
+	asSharedVMFS(ds)
 	simulator.Map.Update(ds, []types.PropertyChange{{Name: "host", Val: mounts}})
 	return nil
 }

@@ -1,6 +1,8 @@
 // Command vcsim serves the viocli lab's simulated vCenter: govmomi's simulator (the vSphere SOAP API at
 // /sdk) with the lab inventory (inventory.go), clone-time customization (clone.go) and strict
-// authentication (guard.go), over TLS with the lab's certificate.
+// authentication (guard.go), over TLS with the lab's certificate, and the vSphere WSDL at
+// /sdk/vimService.wsdl when -wsdl-dir names the generated files (wsdl.go); -also-listen serves the
+// same on more addresses (listen.go).
 //
 // Built by viocli/lab/simulator.py in GOPATH mode against Debian's golang-github-vmware-govmomi-dev
 // (0.24.2); nothing is downloaded. Once the server listens it prints one line on stdout,
@@ -36,20 +38,25 @@ const shutdownGrace = time.Second
 
 type options struct {
 	listen       string
+	alsoListen   addressList
 	certFile     string
 	keyFile      string
 	credentials  string
 	datastoreDir string
+	wsdlDir      string
 }
 
 func parseFlags() options {
 	var o options
 	flag.StringVar(&o.listen, "listen", "127.0.0.1:0", "HOST:PORT to listen on (port 0: any free port)")
+	flag.Var(&o.alsoListen, "also-listen", "another HOST:PORT to serve on (repeatable)")
 	flag.StringVar(&o.certFile, "cert", "", "PEM server certificate (required)")
 	flag.StringVar(&o.keyFile, "key", "", "PEM private key of -cert (required)")
 	flag.StringVar(&o.credentials, "credentials", "", "file with two lines: username, password (required)")
 	flag.StringVar(&o.datastoreDir, "datastore-dir", "",
 		"directory holding one subdirectory per datastore, emptied at start (default: a temporary directory)")
+	flag.StringVar(&o.wsdlDir, "wsdl-dir", "",
+		"directory with vimService.wsdl and the files it imports, served at /sdk/<name> (default: no WSDL)")
 	flag.Parse()
 	return o
 }
@@ -75,6 +82,12 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("loading the TLS certificate %s: %v", o.certFile, err)
 	}
+	var wsdl map[string][]byte
+	if o.wsdlDir != "" {
+		if wsdl, err = loadWSDL(o.wsdlDir); err != nil {
+			return err
+		}
+	}
 	dsRoot, cleanup, err := datastoreRoot(o.datastoreDir)
 	if err != nil {
 		return err
@@ -93,16 +106,30 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	// Every request passes the guard (guard.go). No request can be in flight yet: nobody knows the
-	// address before the READY line below.
+	// Every request passes the guard (guard.go), but for GETs of the WSDL, public as on vCenter
+	// (wsdl.go); with a WSDL, zoneless xsd:dateTime values are made UTC first (datetime.go). No request
+	// can be in flight yet: nobody knows the address before the READY line below.
 	server.Config.Handler = newGuard(server.Config.Handler, user)
+	if wsdl != nil {
+		server.Config.Handler = newDateTimeFixer(server.Config.Handler, dateTimeNames(wsdl))
+		server.Config.Handler = newWSDLHandler(server.Config.Handler, wsdl)
+	}
+	also, err := serveAlso(server, o.alsoListen)
+	if err != nil {
+		closeServer(server)
+		return err
+	}
 
 	fmt.Printf("%shttps://%s/sdk\n", readyPrefix, server.URL.Host)
 	_ = os.Stdout.Sync()
 	detachStdout()
 	log.Printf("serving https://%s/sdk as %s", server.URL.Host, user)
+	for _, address := range o.alsoListen {
+		log.Printf("also serving https://%s/sdk", address)
+	}
 
 	waitForSignal()
+	closeListeners(also)
 	closeServer(server)
 	log.Printf("stopped")
 	return nil

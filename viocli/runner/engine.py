@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import time
@@ -25,12 +24,11 @@ from viocli.errors import NodesUnreachable, OperationFailed
 from viocli.logsetup import get_logger
 from viocli.redact import REDACTOR
 from viocli.runner.plan import PlaybookRun
-from viocli.runner.progress import RESULT_EVENTS, RunProgress, result_message
+from viocli.runner.progress import ANSI_RE, RESULT_EVENTS, RunProgress, result_message
 from viocli.runner.settings import ansible_env
 from viocli.secrets.catalog import secret_values
 
 ROTATE_ARTIFACTS = 30
-ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass
@@ -162,7 +160,7 @@ def run_playbook(
     )
     ident = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{Path(run.playbook).stem}"
     collected = _Collector()
-    progress = progress or RunProgress(f"{target.name}: {run.playbook}", verbosity=verbosity)
+    progress = progress or RunProgress(f"{target.name}: {run.playbook}", verbosity=verbosity, show_diff=run.diff)
 
     def on_event(event: dict[str, Any]) -> bool:
         REDACTOR.data_in_place(event)

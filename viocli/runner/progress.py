@@ -7,6 +7,7 @@ and the elapsed time. Elsewhere (pipes, CI, cron): one line per play, every fail
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections import Counter
@@ -18,6 +19,9 @@ RESULT_EVENTS = {
     "runner_on_unreachable": "unreachable",
     "runner_on_skipped": "skipped",
 }
+
+
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour and cursor codes
 
 
 def _elapsed(seconds: float) -> str:
@@ -40,9 +44,18 @@ def result_message(event_data: dict[str, Any]) -> str:
 class RunProgress:
     """Renders runner events for the operator."""
 
-    def __init__(self, title: str, *, verbosity: int = 0, stream: TextIO | None = None, live: bool | None = None):
+    def __init__(
+        self,
+        title: str,
+        *,
+        verbosity: int = 0,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        show_diff: bool = False,
+    ):
         self.title = title
         self.verbosity = verbosity
+        self.show_diff = show_diff
         self.stream = stream or sys.stderr
         self.live_enabled = self.stream.isatty() if live is None else live
         self.started = time.monotonic()
@@ -122,6 +135,13 @@ class RunProgress:
             self.counts[status] += 1
             if status in ("failed", "unreachable"):
                 self._print(f"  {status.upper()}: {host}: TASK [{self.task}]: {result_message(data)}")
+            elif status == "changed" and self.show_diff:
+                # --diff: say what changed where, with Ansible's own rendering of the difference
+                self._print(f"  changed: {host}: TASK [{self.task}]")
+                diff = ANSI_RE.sub("", event.get("stdout") or "")
+                for line in diff.splitlines():
+                    if line.startswith(("---", "+++", "@@", "+", "-", " ")) and not line.startswith("changed:"):
+                        self._print(f"    {line}")
             elif self.verbosity >= 1:
                 self._print(f"    {status}: {host}")
         self._refresh()

@@ -87,11 +87,18 @@ def locked_variables(inventory: Inventory) -> set[str]:
 
 
 ANSIBLE_MANAGED = "Ansible managed by viocli, do not edit: change the inventory or custom.yml and run configure"
+# The nodes' Python (the template's); naming it spares Ansible a discovery round trip per node per run.
+NODE_PYTHON = "/usr/bin/python3"
 
 
 def group_vars(inventory: Inventory) -> dict[str, Any]:
     """Mode defaults overlaid with the inventory: the ``all`` vars of the generated inventory."""
-    return {**mode_defaults(inventory.mode), **inventory_vars(inventory), "ansible_managed": ANSIBLE_MANAGED}
+    return {
+        **mode_defaults(inventory.mode),
+        **inventory_vars(inventory),
+        "ansible_managed": ANSIBLE_MANAGED,
+        "ansible_python_interpreter": NODE_PYTHON,
+    }
 
 
 @cache

@@ -50,7 +50,7 @@ def ensure_server_cert(files: CertFiles, names: Sequence[str], *, ca_name: str, 
     return files
 
 
-def write_private(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` atomically, the file never readable beyond ``mode``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -144,8 +144,8 @@ def _new_ca(cert_path: Path, key_path: Path, common_name: str) -> tuple[Any, Any
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, _sha256())
     )
-    write_private(key_path, _key_pem(key), 0o600)
-    write_private(cert_path, _cert_pem(cert), 0o644)
+    write_atomic(key_path, _key_pem(key), 0o600)
+    write_atomic(cert_path, _cert_pem(cert), 0o644)
     return cert, key
 
 
@@ -168,8 +168,8 @@ def _new_server_cert(cert_path: Path, key_path: Path, ca: tuple[Any, Any], names
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
         .sign(ca_key, _sha256())
     )
-    write_private(key_path, _key_pem(key), 0o600)
-    write_private(cert_path, _cert_pem(cert), 0o600)
+    write_atomic(key_path, _key_pem(key), 0o600)
+    write_atomic(cert_path, _cert_pem(cert), 0o600)
 
 
 def _builder(subject: Any, issuer: Any, public_key: Any, days: int) -> Any:

@@ -245,7 +245,7 @@ def ensure_credentials(lab_dir: Path) -> tuple[str, Path]:
     lab_dir.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(24)
     REDACTOR.add([password])
-    pki.write_private(path, f"{USERNAME}\n{password}\n".encode(), 0o600)
+    pki.write_atomic(path, f"{USERNAME}\n{password}\n".encode(), 0o600)
     return USERNAME, path
 
 

@@ -22,13 +22,13 @@ import contextlib
 import functools
 import hashlib
 import importlib.metadata
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
+
+from viocli.pki import write_atomic
 
 VIM_NAMESPACE = "urn:vim25"
 SERVICE_NAMESPACE = "urn:vim25Service"
@@ -538,20 +538,6 @@ def write(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     stamp.unlink(missing_ok=True)
     for name, data in generate().items():
-        _write_file(directory / name, data)
-    _write_file(stamp, key.encode())
+        write_atomic(directory / name, data, 0o644)  # public, as on vCenter
+    write_atomic(stamp, key.encode(), 0o644)
     return directory
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    """Write atomically (readable by all: the WSDL is public, as on vCenter)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

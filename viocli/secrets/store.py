@@ -23,7 +23,7 @@ SECRETS_FILE = "secrets.yml"
 VAULT_PASSWORD_FILE = "vault_password"
 
 
-def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+def _write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write atomically with ``mode`` from the first byte (never briefly world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -97,7 +97,7 @@ class SecretStore:
         vault = self._vault()
         if vault is not None:
             text = vault.encrypt(text)
-        _write_private(self.path, text)
+        _write_atomic(self.path, text)
 
     def ensure_generated(self) -> dict[str, Any]:
         """Load, generate whatever is missing (first use), save if anything was added."""
@@ -132,6 +132,6 @@ class SecretStore:
         data = self.load()
         import secrets as random_source
 
-        _write_private(self.vault_password_path, random_source.token_urlsafe(48).encode("ascii"), mode=0o400)
+        _write_atomic(self.vault_password_path, random_source.token_urlsafe(48).encode("ascii"), mode=0o400)
         self.save(data)
         return True

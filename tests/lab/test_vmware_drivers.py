@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.vsphere.instances import clone_instance_vm
 from viocli.lab import simulator, template
 from viocli.lab.control import cache_dir
 
@@ -82,21 +83,6 @@ def vcsim(tmp_path: Path) -> Iterator[simulator.SimulatorHandle]:
     handle = simulator.start(simulator.build(cache_dir()), tmp_path / "vcsim", "127.0.0.1", 0)
     yield handle
     simulator.stop(handle.pid)
-
-
-def add_instance_vm(handle: simulator.SimulatorHandle) -> None:
-    """A VM in vio-compute-a's resource pool as nova makes them (nvp.vm-uuid in extraConfig)."""
-    from pyVim.task import WaitForTask
-    from pyVmomi import vim
-
-    from viocli.vsphere.objects import find
-
-    si = simulator.connect(handle)
-    source = find(si, vim.VirtualMachine, simulator.TEMPLATE)
-    pool = find(si, vim.ClusterComputeResource, "vio-compute-a").resourcePool
-    config = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key="nvp.vm-uuid", value=INSTANCE_UUID)])
-    spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=pool), config=config, powerOn=True)
-    WaitForTask(source.CloneVM_Task(folder=source.parent, name=INSTANCE_UUID, spec=spec))
 
 
 COMMON = f"""
@@ -288,7 +274,7 @@ print("RESULT " + json.dumps({
 
 def test_nova_compute_starts_and_reports_its_cluster(vcsim: simulator.SimulatorHandle, chroot) -> None:
     """What nova-compute does at start and in its resource tracker, plus the instance lookups."""
-    add_instance_vm(vcsim)
+    clone_instance_vm(vcsim, INSTANCE_UUID, INSTANCE_UUID, power_on=True)  # as nova names and tags them
     result = chroot(NOVA, vcsim)
     assert result["clusters"] == ["vio-compute-a", "vio-compute-b", "vio-mgmt"]
     (node,) = result["nodes"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.vsphere.instances import clone_instance_vm
 from viocli.lab import simulator, vim_wsdl
 from viocli.lab.control import cache_dir
 
@@ -186,17 +187,7 @@ def test_suds_logs_in_and_reads_the_lab_clusters(vcsim: simulator.SimulatorHandl
 
 def test_recursive_traversal_and_keyed_properties(vcsim: simulator.SimulatorHandle) -> None:
     """oslo.vmware's whole-inventory traversal with a VM in a resource pool, reading keyed extraConfig."""
-    from pyVim.task import WaitForTask
-    from pyVmomi import vim
-
-    from viocli.vsphere.objects import find
-
-    si = simulator.connect(vcsim)
-    template = find(si, vim.VirtualMachine, simulator.TEMPLATE)
-    pool = find(si, vim.ClusterComputeResource, "vio-compute-a").resourcePool
-    config = vim.vm.ConfigSpec(extraConfig=[vim.option.OptionValue(key="nvp.vm-uuid", value=VM_UUID)])
-    spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(pool=pool), config=config, powerOn=False)
-    WaitForTask(template.CloneVM_Task(folder=template.parent, name="instance-1", spec=spec))
+    clone_instance_vm(vcsim, "instance-1", VM_UUID, power_on=False)
 
     client, content = logged_in(vcsim)
     paths = ["name", 'config.extraConfig["nvp.vm-uuid"]', 'config.extraConfig["not.there"]']

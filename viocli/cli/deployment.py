@@ -211,7 +211,7 @@ def _set_default(config_file: Path, name: str) -> None:
     import os
 
     from viocli.errors import BadInput, Refused
-    from viocli.inventory.model import NAME_PATTERN
+    from viocli.names import NAME_PATTERN
 
     if os.geteuid() != 0:
         raise Refused("setting the default deployment must run as root", hint="sudo viocli deployment default NAME")

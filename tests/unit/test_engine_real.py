@@ -150,3 +150,64 @@ def test_run_ansible_with_real_runner_through_the_ops_layer(local_target, monkey
     result = run_ansible(load_settings(), deployment, PlaybookRun("ping.yml"))
     assert result.hosts("ok") == ["controller01"]
     assert result.changed == 0
+
+
+# Jinja in data, three ways: an expression that runs a command, a statement that does, and an open comment.
+HOSTILE = (
+    "{{{{ lookup('pipe', 'touch {marker}') }}}}",
+    "{{% if lookup('pipe', 'touch {marker}') %}}x{{% endif %}}",
+    "{{# {marker} and {{{{ 7*7 }}}}",
+)
+# How Ansible reaches the test's own host; not values an operator sets.
+CONNECTION_VARS = {"ansible_connection", "ansible_python_interpreter"}
+
+
+def _poison(value, where: str, marker: Path, counter: list[int]):
+    """Replace every string in ``value`` by a hostile one that still names where it sits."""
+    if isinstance(value, str):
+        counter[0] += 1
+        return f"{where}:" + HOSTILE[counter[0] % len(HOSTILE)].format(marker=marker)
+    if isinstance(value, dict):
+        return {key: _poison(item, f"{where}.{key}", marker, counter) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_poison(item, f"{where}[{index}]", marker, counter) for index, item in enumerate(value)]
+    return value
+
+
+def test_inventory_secret_custom_and_cli_values_are_never_templated(local_target, tmp_path: Path) -> None:
+    """Jinja in any string field or secret arrives literally and runs nothing (it used to run as root)."""
+    _, make = local_target
+    marker = tmp_path / "MARKER"
+    counter = [0]
+    target = make()
+    group = target.inventory["all"]["vars"]
+    host = target.inventory["all"]["hosts"]["controller01"]
+    for variables in (group, host):
+        for name in [n for n in variables if n not in CONNECTION_VARS]:
+            variables[name] = _poison(variables[name], name, marker, counter)
+    target.secrets = {name: _poison(value, name, marker, counter) for name, value in target.secrets.items()}
+    target.custom_vars = {"ntp_servers": _poison(["a", "b"], "custom", marker, counter)}
+    cli_vars = {"mariadb_innodb_buffer_pool_mb": _poison("x", "cli", marker, counter)}
+    expected = {
+        **{n: v for n, v in group.items() if n not in CONNECTION_VARS},
+        **{n: v for n, v in host.items() if n not in CONNECTION_VARS},
+        **target.secrets,
+        **target.custom_vars,
+        **cli_vars,
+    }
+    assert counter[0] > 60, "the corpus covers every string field and secret"
+    out = tmp_path / "values.json"
+    run = PlaybookRun(
+        "literal.yml", extravars={"viocli_probe_output": str(out), "viocli_probe_names": sorted(expected)}
+    )
+    result = run_playbook(target, run, cli_vars=cli_vars, progress=_quiet())
+
+    assert result.status == "successful"
+    assert not marker.exists(), "a value from the inventory or the secrets ran as Jinja"
+    assert json.loads(out.read_text()) == expected
+    rendered = Path(f"{out}.rendered").read_text()
+    assert rendered == (
+        f"region={expected['openstack_region']}\nadmin={expected['keystone_admin_password']}\n"
+        f"ntp={','.join(expected['ntp_servers'])}\n"
+    )
+    assert Path(f"{out}.command").read_text() == expected["openstack_region"]

@@ -75,12 +75,42 @@ class _Collector:
     stdout: list[str] = field(default_factory=list)
 
 
+class _DataDumper(yaml.SafeDumper):
+    """Writes every string value with Ansible's ``!unsafe`` tag: data Ansible never templates.
+
+    Values come from the inventory, custom.yml, the secrets store and ``-e``; a ``{{ ... }}`` in
+    any of them must reach the nodes as those characters, never run as Jinja on the OMS. Keys stay
+    plain (they are variable and host names). No anchors: every value is written out where it is.
+    """
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_unsafe_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("!unsafe", value)
+
+
+def _represent_mapping(dumper: yaml.SafeDumper, data: Mapping[Any, Any]) -> yaml.MappingNode:
+    pairs = [
+        (yaml.SafeDumper.represent_str(dumper, key) if isinstance(key, str) else dumper.represent_data(key),
+         dumper.represent_data(value))
+        for key, value in sorted(data.items(), key=lambda item: str(item[0]))
+    ]  # fmt: skip
+    return yaml.MappingNode("tag:yaml.org,2002:map", pairs, flow_style=False)
+
+
+_DataDumper.add_representer(str, _represent_unsafe_str)
+_DataDumper.add_representer(dict, _represent_mapping)
+
+
 def _write_yaml(path: Path, data: Any, mode: int = 0o600) -> None:
+    """Write ``data`` for Ansible to read as data (see :class:`_DataDumper`), ``mode`` from the start."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     os.fchmod(fd, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(data, handle, default_flow_style=False, sort_keys=True)
+        yaml.dump(data, handle, Dumper=_DataDumper, default_flow_style=False, allow_unicode=True)
 
 
 def prepare_data_dir(target: RunTarget, extravars: Mapping[str, Any]) -> tuple[Path, Path]:

@@ -80,7 +80,7 @@ def test_secrets_never_reach_console_log_or_artifacts(local_target, viocli_env, 
     deployment, make = local_target
     log_file = setup_logging(load_settings().log_file)
     target = make()
-    secrets = [target.secrets["keystone_admin_password"], target.secrets["mariadb_root_password"]]
+    secrets = [target.secrets["keystone_admin_password"], target.secrets["nova_db_password"]]
     stream = io.StringIO()
     result = run_playbook(target, PlaybookRun("leak.yml"), verbosity=2, progress=RunProgress("t", stream=stream))
     assert result.status == "successful"

@@ -34,18 +34,14 @@ def _erlang_cookie() -> str:
 
 def _build() -> dict[str, Callable[[], Any]]:
     catalog: dict[str, Callable[[], Any]] = {
-        "mariadb_root_password": _password(),
-        "mariadb_backup_password": _password(),
         "keystone_admin_password": _password(),
         "heat_domain_admin_password": _password(),
-        "rabbitmq_admin_password": _password(),
         "rabbitmq_erlang_cookie": _erlang_cookie,
         # Fernet key repository: index 0 is the staged key, the highest the primary.
         "keystone_fernet_keys": lambda: [_fernet_key() for _ in range(3)],
         "keystone_credential_keys": lambda: [_fernet_key() for _ in range(2)],
         "memcache_secret_key": _password(),
         "horizon_secret_key": _password(48),
-        "nova_metadata_secret": _password(),
         "heat_auth_encryption_key": _password(32),
         "haproxy_stats_password": _password(),
         "keepalived_vrrp_password": _password(8),

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from viocli.names import check_deployment_name
+
 DEFAULT_CONFIG_FILE = Path("/etc/viocli/viocli.conf")
 DEFAULT_STATE_DIR = Path("/var/lib/viocli")
 DEFAULT_LOG_FILE = Path("/var/log/viocli/viocli.log")
@@ -36,6 +38,8 @@ class Settings:
     state_dir: Path
     log_file: Path
     default_deployment: str | None
+    # Where default_deployment came from, for error messages: the variable or the config file.
+    default_deployment_source: str = "viocli.conf"
 
     @property
     def db_path(self) -> Path:
@@ -43,8 +47,12 @@ class Settings:
         return self.state_dir / "viocli.db"
 
     def deployment_dir(self, name: str) -> Path:
-        """Per-deployment private directory (secrets, runner data, facts, known_hosts)."""
-        return self.state_dir / "deployments" / name
+        """Per-deployment private directory (secrets, runner data, facts, known_hosts).
+
+        Refuses (BadInput) a name that breaks the name rule, so no caller can ever reach a path
+        outside the state dir through it (``..``, ``/``, the empty name).
+        """
+        return self.state_dir / "deployments" / check_deployment_name(name, "deployment directory name")
 
 
 @cache
@@ -60,12 +68,17 @@ def load_settings() -> Settings:
     paths = parser["paths"] if parser.has_section("paths") else {}
     state_dir = os.environ.get("VIOCLI_STATE_DIR") or paths.get("state_dir") or DEFAULT_STATE_DIR
     log_file = os.environ.get("VIOCLI_LOG_FILE") or paths.get("log_file") or DEFAULT_LOG_FILE
-    deployment = os.environ.get("VIOCLI_DEPLOYMENT") or parser.defaults().get("deployment") or None
+    # An empty VIOCLI_DEPLOYMENT or "deployment =" means unset, as for the other variables.
+    if os.environ.get("VIOCLI_DEPLOYMENT"):
+        deployment, source = os.environ["VIOCLI_DEPLOYMENT"], "VIOCLI_DEPLOYMENT"
+    else:
+        deployment, source = parser.defaults().get("deployment") or None, f"[DEFAULT] deployment in {config_file}"
     return Settings(
         config_file=config_file,
         state_dir=Path(state_dir),
         log_file=Path(log_file),
         default_deployment=deployment,
+        default_deployment_source=source,
     )
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from viocli.cli.main import cli
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "inventory"
 
 
 def _lines(text: str) -> list[str]:
@@ -44,3 +48,28 @@ def test_configure_refuses_a_deployment_never_created(viocli_env, example) -> No
     lines = _lines(result.stderr)
     assert "nothing to configure" in lines[0]
     assert any("deployment create" in line for line in lines)
+
+
+def _register(name: str = "vio-tiny") -> None:
+    from viocli.settings import load_settings
+    from viocli.state.store import StateStore
+
+    store = StateStore.open_writable(load_settings().db_path)
+    store.register_deployment(name, EXAMPLES / "tiny.yml", "tiny")
+    store.set_deployment_status(name, "running")
+    store.close()
+
+
+def test_configure_refuses_an_unknown_deployment_with_did_you_mean(viocli_env) -> None:
+    _register()
+    result = CliRunner().invoke(cli, ["deployment", "configure", "-d", "vio-tyni"])
+    assert result.exit_code == 2
+    assert "deployment 'vio-tyni' is not known on this OMS; did you mean vio-tiny?" in _lines(result.stderr)[0]
+
+
+def test_configure_refuses_an_invalid_name_before_anything(viocli_env) -> None:
+    for args in (["deployment", "configure", "-d", ""], ["deployment", "-d", "../x", "configure"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2
+        assert len(_lines(result.stderr)) == 1 and "not a valid deployment name" in result.stderr
+    assert not (viocli_env / "state").exists()

@@ -96,3 +96,33 @@ def test_show_p_json(viocli_env) -> None:
     data = json.loads(result.stdout)
     assert sorted(data["all"]["children"]) == ["compute", "controller", "database", "loadbalancer"]
     assert data["all"]["children"]["compute"]["hosts"] == {"controller01": None}
+
+
+def test_show_creates_no_state(viocli_env) -> None:
+    for args in (["show", "-i", str(EXAMPLES / "tiny.yml")], ["show", "-p", "-i", str(EXAMPLES / "tiny.yml")]):
+        assert CliRunner().invoke(cli, args).exit_code == 0
+    assert CliRunner().invoke(cli, ["show", "-d", "vio-tiny"]).exit_code == 2
+    assert not (viocli_env / "state").exists()
+
+
+def test_show_unknown_deployment_did_you_mean(viocli_env) -> None:
+    settings = load_settings()
+    store = StateStore.open_writable(settings.db_path)
+    store.register_deployment("vio-tiny", EXAMPLES / "tiny.yml", "tiny")
+    store.close()
+    for args in (["show", "-d", "vio-tyni"], ["-d", "vio-tyni", "show"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2
+        assert "did you mean vio-tiny?" in result.stderr
+        assert "known deployments: vio-tiny" in result.stderr
+
+
+def test_show_empty_deployment_is_not_the_default(viocli_env) -> None:
+    settings = load_settings()
+    store = StateStore.open_writable(settings.db_path)
+    store.register_deployment("vio-tiny", EXAMPLES / "tiny.yml", "tiny")
+    store.close()
+    assert CliRunner().invoke(cli, ["show"]).exit_code == 0  # the only deployment
+    result = CliRunner().invoke(cli, ["show", "-d", ""])
+    assert result.exit_code == 2
+    assert "-d '' is not a valid deployment name" in result.stderr

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-from viocli.errors import NotLanded, Refused
+from viocli.errors import NotLanded, Refused, ViocliError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,9 +24,33 @@ _DEPLOYMENT = "viocli.deployment"
 _VERBOSE = "viocli.verbose"
 
 
+class ReportedError(click.ClickException):
+    """A viocli error raised while click parses the command line, reported like any other.
+
+    Option callbacks run before the LazyGroup's handler (for ``viocli -d X show`` even before
+    the group is invoked), so the error travels as a ClickException that click's ``main`` shows.
+    """
+
+    def __init__(self, error: ViocliError):
+        super().__init__(error.message)
+        self.error = error
+        self.exit_code = error.exit_code
+
+    def show(self, file: Any = None) -> None:
+        from viocli.cli.report import report_error
+
+        report_error(self.error)
+
+
 def _store_deployment(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    if value is not None:
-        ctx.meta[_DEPLOYMENT] = value
+    if value is None or ctx.resilient_parsing:  # not given, or shell completion
+        return
+    from viocli.names import check_deployment_name
+
+    try:
+        ctx.meta[_DEPLOYMENT] = check_deployment_name(value, "-d")
+    except ViocliError as error:
+        raise ReportedError(error) from None
 
 
 def _store_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
@@ -87,7 +111,7 @@ def inventory_option(f: F) -> F:
 
 
 def deployment_name() -> str | None:
-    """The deployment named with -d on the command line, if any."""
+    """The deployment named with -d on the command line, if any (it follows the name rule)."""
     return click.get_current_context().meta.get(_DEPLOYMENT)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from viocli.cli.common import (
     requires_root,
     verbosity,
 )
+
+if TYPE_CHECKING:
+    from viocli.settings import Settings
 
 tags_option = click.option(
     "-t", "--tags", multiple=True, help="Only run tasks with these tags (comma-separated or repeated)."
@@ -202,23 +206,22 @@ def default(name: str | None) -> None:
     if name is None:
         click.echo(settings.default_deployment or "(none set)")
         return
-    _set_default(settings.config_file, name)
+    _set_default(settings, name)
     click.echo(f"default deployment: {name} ({settings.config_file})")
 
 
-def _set_default(config_file: Path, name: str) -> None:
+def _set_default(settings: Settings, name: str) -> None:
+    """Write ``name`` as viocli.conf's default: root only, a valid name of a known deployment."""
     import configparser
     import os
 
-    from viocli.errors import BadInput, Refused
-    from viocli.names import NAME_PATTERN
+    from viocli.errors import Refused
+    from viocli.ops.context import require_known_deployment
 
     if os.geteuid() != 0:
         raise Refused("setting the default deployment must run as root", hint="sudo viocli deployment default NAME")
-    import re
-
-    if not re.match(NAME_PATTERN, name):
-        raise BadInput(f"{name!r} is not a valid deployment name")
+    require_known_deployment(settings, name)
+    config_file = settings.config_file
     parser = configparser.ConfigParser()
     parser.read(config_file)
     parser["DEFAULT"]["deployment"] = name

@@ -11,19 +11,14 @@ import click
 from viocli.cli.common import CONTEXT_SETTINGS, common_options, deployment_name, inventory_option, requires_root
 
 
-def _store_for(inventory_path: Path | None):
-    from viocli.ops.context import deployment_name as resolve_name
+def _store_for(inventory_path: Path | None, unknown_hint: str | None = None):
+    """The secrets store of the deployment named by -i, -d or the default, and that name."""
+    from viocli.ops.context import target_name
     from viocli.secrets.store import SecretStore
     from viocli.settings import load_settings
-    from viocli.state.store import StateStore
 
     settings = load_settings()
-    if inventory_path is not None:
-        from viocli.inventory.load import load_inventory
-
-        name = load_inventory(inventory_path).name
-    else:
-        name = resolve_name(settings, deployment_name(), StateStore.open_readonly(settings.db_path))
+    name = target_name(settings, inventory_path, deployment_name(), unknown_hint=unknown_hint)
     return SecretStore(settings.deployment_dir(name)), name
 
 
@@ -41,6 +36,7 @@ def _check_name(name: str) -> None:
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
+@common_options
 def secrets() -> None:
     """Show or set the deployment's secrets (root only)."""
 
@@ -51,7 +47,7 @@ def secrets() -> None:
 @common_options
 @requires_root
 def show(name: str, inventory_path: Path | None) -> None:
-    """Print one secret's value (the only place viocli ever prints a secret)."""
+    """Print one secret's value (the only place viocli ever prints a secret); generates nothing."""
     _check_name(name)
     store, deployment = _store_for(inventory_path)
     value = store.get(name)
@@ -72,12 +68,14 @@ def show(name: str, inventory_path: Path | None) -> None:
 def set_secret(name: str, inventory_path: Path | None) -> None:
     """Store a secret read from standard input or typed at a hidden prompt (never an argument).
 
-    For example the vCenter password:  sudo viocli secrets set vcenter_password -d NAME
+    For example the vCenter password, before the deployment exists:
+    sudo viocli secrets set vcenter_password -i FILE
     """
     from viocli.errors import BadInput
 
     _check_name(name)
-    store, deployment = _store_for(inventory_path)
+    before = f"before its deployment exists, store a secret with its inventory: sudo viocli secrets set {name} -i FILE"
+    store, deployment = _store_for(inventory_path, unknown_hint=before)
     if sys.stdin.isatty():
         value = click.prompt(f"{name}", hide_input=True, confirmation_prompt=True)
     else:
@@ -96,7 +94,7 @@ def set_secret(name: str, inventory_path: Path | None) -> None:
 @common_options
 @requires_root
 def list_secrets(inventory_path: Path | None) -> None:
-    """List the names of the deployment's secrets (never their values)."""
+    """List the names of the deployment's secrets (never their values); creates nothing."""
     from viocli.cli.output import print_table
     from viocli.secrets.catalog import GENERATED
 

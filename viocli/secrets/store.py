@@ -69,7 +69,11 @@ class SecretStore:
 
     # --- load and save -------------------------------------------------------------------------
     def load(self) -> dict[str, Any]:
-        """All stored secrets (empty if none yet); registers them with the redactor."""
+        """All stored secrets (empty if none yet); registers them with the redactor.
+
+        Opens the file read-only and creates nothing, so every read path (show, list) is safe to
+        run against a deployment that has no secrets yet.
+        """
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -111,13 +115,20 @@ class SecretStore:
         return data
 
     def get(self, name: str) -> Any:
-        data = self.ensure_generated()
-        if name not in data:
-            raise BadInput(
-                f"secret {name!r} is not set for deployment {self.dir.name}",
-                hint=f"set it with: sudo viocli secrets set {name} -d {self.dir.name}",
+        """One stored value. A read: generates nothing, writes nothing, creates no directory."""
+        data = self.load()
+        if name in data:
+            return data[name]
+        deployment = self.dir.name
+        if name in GENERATED:
+            raise Refused(
+                f"secret {name!r} of deployment {deployment} is not generated yet; `deployment create` generates it",
+                hint="sudo viocli deployment create -i FILE (it also completes a deployment that exists)",
             )
-        return data[name]
+        raise BadInput(
+            f"secret {name!r} is not set for deployment {deployment}",
+            hint=f"set it with: sudo viocli secrets set {name} -d {deployment} (-i FILE before the deployment exists)",
+        )
 
     def set(self, name: str, value: str) -> None:
         data = self.load()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,6 +19,20 @@ _active_log_file: Path | None = None
 _configured = False
 
 
+def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with control and other non-printable characters escaped (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    Whatever a value holds, it then cannot start a new (forged) line, rewrite the current one
+    (``\\r``) or drive a terminal (escape sequences). ``keep_newlines`` keeps ``\\n`` itself, for
+    text that is meant to span lines.
+    """
+    if text.isprintable():
+        return text
+    if keep_newlines:
+        return "\n".join(escape_controls(line) for line in text.split("\n"))
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class RedactingFilter(logging.Filter):
     """Masks secrets in the fully formatted message before any handler writes it."""
 
@@ -26,6 +41,28 @@ class RedactingFilter(logging.Filter):
         record.msg = REDACTOR.text(message)
         record.args = None
         return True
+
+
+class EscapingFormatter(logging.Formatter):
+    """One record, one line: the message's control characters are escaped (after redaction).
+
+    A traceback or stack keeps its lines, each indented and escaped, so that no line of the log
+    can pass for the start of another record.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + escape_controls(line) for line in REDACTOR.text(text).split("\n"))
 
 
 def get_logger() -> logging.Logger:
@@ -60,7 +97,7 @@ def setup_logging(log_file: Path) -> Path | None:
             os.umask(old_umask)
     except OSError:
         return None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(process)d %(levelname)s %(message)s"))
     handler.addFilter(RedactingFilter())
     logger.addHandler(handler)
     _active_log_file = log_file
@@ -68,7 +105,7 @@ def setup_logging(log_file: Path) -> Path | None:
         user = os.environ.get("SUDO_USER") or getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    logger.info("start: %s (user %s)", " ".join(["viocli", *sys.argv[1:]]), user)
+    logger.info("start: %s (user %s)", shlex.join(["viocli", *sys.argv[1:]]), user)
     return log_file
 
 

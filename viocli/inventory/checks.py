@@ -5,14 +5,20 @@ Every rule adds to the collector instead of stopping, so the operator sees all p
 
 from __future__ import annotations
 
+import os
+import re
+import stat
+from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from viocli.inventory.model import Inventory, Network
+from viocli.inventory.model import Inventory, Network, cluster_slug
 from viocli.inventory.modes import API_NETWORK_ROLES, SIZING
-from viocli.inventory.problems import ProblemCollector
+from viocli.inventory.problems import ProblemCollector, excerpt
+from viocli.inventory.source import UnreadableFile, read_regular_file
 
 SPARE_ADDRESSES = 2
+MAX_PEM_BYTES = 1024 * 1024
 
 
 def effective_counts(inventory: Inventory) -> dict[str, int]:
@@ -198,7 +204,7 @@ def _check_datastores(inventory: Inventory, collector: ProblemCollector) -> None
     for index, name in enumerate(inventory.vcenter.datastores):
         if name in seen:
             collector.error(
-                ("vcenter", "datastores", index), f"datastore {name!r} is listed twice (first at [{seen[name]}])"
+                ("vcenter", "datastores", index), f"datastore {excerpt(name)} is listed twice (first at [{seen[name]}])"
             )
         seen.setdefault(name, index)
     if inventory.mode == "ha" and len(seen) < 3:
@@ -211,14 +217,50 @@ def _check_datastores(inventory: Inventory, collector: ProblemCollector) -> None
 
 def _check_compute_clusters(inventory: Inventory, collector: ProblemCollector) -> None:
     seen: dict[str, int] = {}
+    slugs: dict[str, int] = {}
     for index, cluster in enumerate(inventory.compute_clusters):
+        where = ("compute_clusters", index, "name")
         if cluster.name in seen:
+            first = f"compute_clusters[{seen[cluster.name]}]"
             collector.error(
-                ("compute_clusters", index, "name"),
-                f"compute cluster {cluster.name!r} is listed twice (first at compute_clusters[{seen[cluster.name]}]); "
+                where,
+                f"compute cluster {excerpt(cluster.name)} is listed twice (first at {first}); "
                 "each vSphere cluster gets exactly one nova-compute",
             )
-        seen.setdefault(cluster.name, index)
+            continue
+        seen[cluster.name] = index
+        slug = cluster_slug(cluster.name)
+        if slug in slugs:
+            first = inventory.compute_clusters[slugs[slug]].name
+            collector.error(
+                where,
+                f"compute clusters {excerpt(first)} (compute_clusters[{slugs[slug]}]) and {excerpt(cluster.name)} "
+                f"would both run as the service nova-compute-{slug}; rename one so that they differ in letters "
+                "or digits",
+            )
+        slugs.setdefault(slug, index)
+
+
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+# (field, what the file must hold, test on its bytes)
+PEM_RULES: dict[str, tuple[str, Callable[[bytes], bool]]] = {
+    "certificate": ("a PEM certificate (-----BEGIN CERTIFICATE-----)", lambda data: PEM_CERTIFICATE in data),
+    "key": ("a PEM private key (-----BEGIN ... PRIVATE KEY-----)", lambda data: bool(PEM_PRIVATE_KEY.search(data))),
+}
+
+
+def _check_pem_file(path: tuple, value: Path, kind: str, collector: ProblemCollector) -> None:
+    """An absolute path to a small regular file holding a PEM block; never quotes the file's content."""
+    shown = excerpt(str(value), keep_end=True)
+    try:
+        data = read_regular_file(value, limit=MAX_PEM_BYTES)
+    except UnreadableFile as error:
+        collector.error(path, f"file {shown} {error}", value=True)
+        return
+    wanted, test = PEM_RULES[kind]
+    if not test(data):
+        collector.error(path, f"file {shown} does not hold {wanted}; give the file in PEM format", value=True)
 
 
 def _check_files(inventory: Inventory, collector: ProblemCollector, base_dir: Path) -> None:
@@ -233,14 +275,34 @@ def _check_files(inventory: Inventory, collector: ProblemCollector, base_dir: Pa
             ("vcenter", "tls", "insecure"),
             "TLS verification of vCenter is off; anyone on the path can read the vCenter password",
         )
-    files: list[tuple[tuple, Path | None]] = [(("vcenter", "tls", "ca_file"), tls.ca_file)]
+    pem_files: list[tuple[tuple, Path | None, str]] = [(("vcenter", "tls", "ca_file"), tls.ca_file, "certificate")]
     if inventory.external_tls is not None:
-        for field in ("cert_file", "key_file", "chain_file"):
-            files.append((("external_tls", field), getattr(inventory.external_tls, field)))
-    files.append((("custom_file",), inventory.custom_file))
-    for path, value in files:
-        if value is None:
-            continue
-        resolved = value if value.is_absolute() else base_dir / value
-        if not resolved.is_file():
-            collector.error(path, f"file {resolved} does not exist")
+        external = inventory.external_tls
+        pem_files += [
+            (("external_tls", "cert_file"), external.cert_file, "certificate"),
+            (("external_tls", "key_file"), external.key_file, "key"),
+            (("external_tls", "chain_file"), external.chain_file, "certificate"),
+        ]
+    for path, value, kind in pem_files:
+        if value is not None:
+            _check_pem_file(path, value, kind, collector)
+    _check_custom_file(inventory, collector, base_dir)
+
+
+def _check_custom_file(inventory: Inventory, collector: ProblemCollector, base_dir: Path) -> None:
+    # Its content is read (and checked) by the inventory loader; here only that it is a file.
+    value = inventory.custom_file
+    if value is None:
+        return
+    resolved = value if value.is_absolute() else base_dir / value
+    shown = excerpt(str(value), keep_end=True)
+    relative = "" if value.is_absolute() else " (relative to the inventory's directory)"
+    try:
+        info = os.stat(resolved)
+    except FileNotFoundError:
+        collector.error(("custom_file",), f"file {shown}{relative} was not found")
+    except (OSError, ValueError) as error:
+        collector.error(("custom_file",), f"file {shown}{relative} cannot be read: {type(error).__name__}")
+    else:
+        if not stat.S_ISREG(info.st_mode):
+            collector.error(("custom_file",), f"file {shown}{relative} is not a regular file; name a YAML file")

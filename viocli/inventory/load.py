@@ -14,7 +14,15 @@ from pydantic import BaseModel, ValidationError
 
 from viocli.inventory.checks import check_inventory
 from viocli.inventory.model import Inventory
-from viocli.inventory.problems import InvalidInventory, Location, Marks, Problem, ProblemCollector
+from viocli.inventory.problems import (
+    InvalidInventory,
+    Location,
+    Marks,
+    Problem,
+    ProblemCollector,
+    excerpt,
+    is_plain_key,
+)
 from viocli.inventory.render import RESERVED_PREFIX, known_variables, locked_variables
 from viocli.inventory.source import load_yaml
 from viocli.secrets.catalog import secret_names
@@ -86,19 +94,27 @@ def _data_loc(loc: tuple, data: Any) -> Location:
     return tuple(kept)
 
 
+def _unknown_key(loc: Location, collector: ProblemCollector) -> None:
+    """An unknown key, named only when it is a short plain name (the file may be anything)."""
+    key = loc[-1]
+    section = _section_at(loc[:-1])
+    allowed = sorted(section.model_fields) if section else []
+    if not is_plain_key(key):
+        collector.error(loc[:-1], f"an unknown key; expected one of: {', '.join(allowed)}", value=False, at=loc)
+        return
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        collector.error(loc, f"unknown key '{key}'; did you mean '{close[0]}'?", value=False)
+    else:
+        collector.error(loc, f"unknown key '{key}'; expected one of: {', '.join(allowed)}", value=False)
+
+
 def _schema_problems(error: ValidationError, data: Any, collector: ProblemCollector) -> None:
     for item in error.errors(include_url=False):
         kind = item["type"]
         loc = _data_loc(item["loc"], data)
         if kind == "extra_forbidden":
-            key = str(loc[-1])
-            section = _section_at(loc[:-1])
-            allowed = sorted(section.model_fields) if section else []
-            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-            if close:
-                collector.error(loc, f"unknown key '{key}'; did you mean '{close[0]}'?", value=False)
-            else:
-                collector.error(loc, f"unknown key '{key}'; expected one of: {', '.join(allowed)}", value=False)
+            _unknown_key(loc, collector)
         elif kind == "missing":
             parent = loc[:-1]
             where = f" in {'.'.join(map(str, parent))}" if parent else ""
@@ -107,7 +123,7 @@ def _schema_problems(error: ValidationError, data: Any, collector: ProblemCollec
             # Pydantic names the model class ("... or instance of Vips"); the operator knows keys, not classes.
             message = re.sub(r" or instance of \w+", "", item["msg"].removeprefix("Value error, "))
             if "input" in item and kind not in ("value_error",) and not isinstance(item["input"], (dict, list)):
-                message = f"{message} (got {item['input']!r})"
+                message = f"{message} (got {excerpt(item['input'])})"
             collector.error(loc, message, value=True)
 
 
@@ -122,8 +138,8 @@ def _check_custom(loaded: LoadedInventory, data: Any, marks: Marks, path: Path) 
     secrets = set(secret_names(loaded.model.vcenter.password_secret))
     known = known_variables(loaded.model)
     for key in data:
-        if not isinstance(key, str) or not VARIABLE_RE.match(key):
-            collector.error((key,), f"'{key}' is not a valid Ansible variable name", value=False)
+        if not isinstance(key, str) or not VARIABLE_RE.fullmatch(key):
+            collector.error((), f"{excerpt(key)} is not a valid Ansible variable name", value=False, at=(key,))
         elif key.startswith(RESERVED_PREFIX):
             collector.error((key,), f"variables starting with '{RESERVED_PREFIX}' are reserved for viocli", value=False)
         elif key in locked:
@@ -159,6 +175,14 @@ def load_inventory(path: Path) -> LoadedInventory:
         raise InvalidInventory(path, [Problem(path, (), message, line or 1, column or 1)])
     if not isinstance(data, dict):
         collector.error((), f"the inventory must be a mapping of keys, not a {type(data).__name__}")
+        raise InvalidInventory(path, collector.problems)
+    if not any(key in Inventory.model_fields for key in data):
+        # Some other file (a typo in -i): say so once, without listing what it holds.
+        collector.error(
+            (),
+            "this is not a viocli inventory: none of its top-level keys is an inventory key "
+            f"({', '.join(Inventory.model_fields)}); start from inventory/ha.yml, compact.yml or tiny.yml",
+        )
         raise InvalidInventory(path, collector.problems)
     try:
         model = Inventory.model_validate(data)

@@ -1,7 +1,12 @@
 """The inventory file's schema: what each key is, its type and its default.
 
-Only shape and per-field rules live here; rules across fields (addresses, counts by mode) are in
-:mod:`viocli.inventory.checks` so that all of them are reported together.
+Only shape and per-field rules live here; rules across fields (addresses, counts by mode) and the
+content of the files the inventory names are in :mod:`viocli.inventory.checks`, so that all of them
+are reported together.
+
+Every string field has a rule that fits it (a host name, a POSIX user, an OpenStack or vCenter
+name, a path...), and every one of them refuses control characters: a value never spans lines.
+Messages quote values through :func:`~viocli.inventory.problems.excerpt` (short and escaped).
 """
 
 from __future__ import annotations
@@ -13,14 +18,212 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from viocli.inventory.problems import excerpt
 from viocli.names import NAME_PATTERN
 
 HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 NFS_RE = re.compile(r"^(?P<host>[^:/\s]+):(?P<path>/[^\s]*)$")
+# C0 controls, DEL, C1 controls (NEL among them) and the Unicode line and paragraph separators:
+# each could end a line in a rendered file, a log or a terminal.
+CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+POSIX_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+OPENSTACK_NAME_RE = re.compile(r"[A-Za-z0-9_.@][A-Za-z0-9_.@-]{0,63}")
+REGION_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}")
+VCENTER_NAME_MAX = 80
+TEXT_MAX = 256
+PATH_MAX = 4096
+
+
+def cluster_slug(name: str) -> str:
+    """The part of a compute cluster's service name ``nova-compute-<slug>`` derived from its name.
+
+    Lower-cased, every run of characters outside ``[a-z0-9]`` replaced by one ``-``, leading and
+    trailing ``-`` stripped. The nova_compute role computes the same in Jinja
+    (playbooks/roles/nova_compute/tasks/config.yml, ``cluster_slugs``): change both together.
+    """
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _single_line(value: str) -> str:
+    """Every string in the inventory is one line of text: no control character anywhere."""
+    found = CONTROL_RE.search(value)
+    if found:
+        raise ValueError(
+            f"{excerpt(value)} contains a control character ({found.group()!r} at character {found.start() + 1}); "
+            "every value must be a single line of printable text"
+        )
+    return value
+
+
+def _full(pattern: re.Pattern[str], value: str) -> bool:
+    # fullmatch, not match with $: "$" also matches before a trailing newline.
+    return pattern.fullmatch(value) is not None
+
+
+def _host_name(value: str) -> str:
+    if not _full(HOSTNAME_RE, value):
+        raise ValueError(f"{excerpt(value)} is not a host name or IP address (letters, digits, dots and inner dashes)")
+    return value
+
+
+def _dns_name(value: str) -> str:
+    if not _full(HOSTNAME_RE, value):
+        raise ValueError(f"{excerpt(value)} is not a valid DNS name (letters, digits, dots and inner dashes)")
+    return value
+
+
+def _posix_user(value: str) -> str:
+    if not _full(POSIX_USER_RE, value):
+        raise ValueError(
+            f"{excerpt(value)} is not a POSIX user name: 1 to 32 lower-case letters, digits, '_' and '-', "
+            "starting with a letter or '_'"
+        )
+    return value
+
+
+def _openstack_name(value: str) -> str:
+    if not _full(OPENSTACK_NAME_RE, value):
+        raise ValueError(
+            f"{excerpt(value)} is not an OpenStack name: 1 to 64 letters, digits, '_', '.', '@' and '-', "
+            "no spaces, not starting with '-'"
+        )
+    return value
+
+
+def _region(value: str) -> str:
+    if not _full(REGION_RE, value):
+        raise ValueError(
+            f"{excerpt(value)} is not a region name: 1 to 64 letters, digits, '_', '.' and '-', not starting with '-'"
+        )
+    return value
+
+
+def _vcenter_name_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a vCenter object name, or None."""
+    if not 1 <= len(value) <= VCENTER_NAME_MAX:
+        return f"it has {len(value)} characters, not 1 to {VCENTER_NAME_MAX}"
+    for character in "/\\%":
+        if character in value:
+            return f"it contains {character!r}"
+    if value != value.strip(" "):
+        return "it starts or ends with a space"
+    if value.startswith("-"):
+        return "it starts with '-'"
+    if not value.isprintable():
+        return "it contains a non-printable character"
+    return None
+
+
+def _vcenter_name(value: str) -> str:
+    problem = _vcenter_name_problem(value)
+    if problem:
+        raise ValueError(
+            f"{excerpt(value)} is not a usable vCenter object name: {problem}; use 1 to {VCENTER_NAME_MAX} "
+            "printable characters without '/', '\\' or '%', no leading or trailing space, not starting with '-'"
+        )
+    return value
+
+
+def _vcenter_user(value: str) -> str:
+    if not 1 <= len(value) <= TEXT_MAX or value.startswith("-") or not value.isprintable() or value.split() != [value]:
+        raise ValueError(
+            f"{excerpt(value)} is not a vCenter user name: no spaces, not starting with '-'; "
+            "write it like administrator@vsphere.local or DOMAIN\\user"
+        )
+    return value
+
+
+def _vcenter_folder(value: str) -> str:
+    problem = None
+    if value.startswith("/"):
+        problem = "it starts with '/' (it is relative to the datacenter's VM folder)"
+    else:
+        for part in value.split("/"):
+            if part in (".", ".."):
+                problem = f"it contains the folder name {part!r}"
+            else:
+                problem = _vcenter_name_problem(part)
+                problem = f"folder name {excerpt(part)}: {problem}" if problem else None
+            if problem:
+                break
+    if problem:
+        raise ValueError(
+            f"{excerpt(value)} is not a vCenter folder path: {problem}; write folder names separated by '/', "
+            "like vio or Tenants/vio, each a vCenter object name other than '.' and '..'"
+        )
+    return value
+
+
+def _compute_cluster_name(value: str) -> str:
+    if not cluster_slug(value):
+        raise ValueError(
+            f"compute cluster name {excerpt(value)} has no letter or digit, so it gives no service name "
+            "(nova-compute-<name in lower case>)"
+        )
+    return value
+
+
+def _regex(value: str) -> str:
+    if len(value) > TEXT_MAX:
+        raise ValueError(f"the regular expression has {len(value)} characters; at most {TEXT_MAX}")
+    try:
+        re.compile(value)
+    except re.error as error:
+        raise ValueError(f"not a valid regular expression: {error}") from None
+    return value
+
+
+def _nfs_volume(value: str) -> str:
+    match = NFS_RE.fullmatch(value)
+    problem = None
+    if not match:
+        problem = "it is not host:/path"
+    elif not _full(HOSTNAME_RE, match["host"]):
+        problem = f"{excerpt(match['host'])} is not a host name or IPv4 address"
+    elif ".." in match["path"].split("/"):
+        problem = "its path contains '..'"
+    if problem:
+        raise ValueError(f"{excerpt(value)} is not an NFS volume like 10.0.0.5:/vio_backup ({problem})")
+    return value
+
+
+def _path_text(value: object) -> object:
+    """Rules for a path as written: one line, not empty, not longer than PATH_MAX."""
+    if isinstance(value, str):
+        _single_line(value)
+        if not value:
+            raise ValueError("the path is empty")
+        if len(value) > PATH_MAX:
+            raise ValueError(f"the path has {len(value)} characters; at most {PATH_MAX}")
+    return value
+
+
+def _absolute(value: Path) -> Path:
+    if not value.is_absolute():
+        raise ValueError(f"{excerpt(str(value), keep_end=True)} is not an absolute path; write it from /")
+    return value
+
+
+HostName = Annotated[str, AfterValidator(_single_line), AfterValidator(_host_name)]
+DnsName = Annotated[str, AfterValidator(_single_line), AfterValidator(_dns_name)]
+PosixUser = Annotated[str, AfterValidator(_single_line), AfterValidator(_posix_user)]
+OpenStackName = Annotated[str, AfterValidator(_single_line), AfterValidator(_openstack_name)]
+RegionName = Annotated[str, AfterValidator(_single_line), AfterValidator(_region)]
+VCenterName = Annotated[str, AfterValidator(_single_line), AfterValidator(_vcenter_name)]
+VCenterUser = Annotated[str, AfterValidator(_single_line), AfterValidator(_vcenter_user)]
+VCenterFolder = Annotated[str, AfterValidator(_single_line), AfterValidator(_vcenter_folder)]
+ClusterName = Annotated[VCenterName, AfterValidator(_compute_cluster_name)]
+RegexText = Annotated[str, AfterValidator(_single_line), AfterValidator(_regex)]
+NfsVolume = Annotated[str, AfterValidator(_single_line), AfterValidator(_nfs_volume)]
+SecretName = Annotated[str, AfterValidator(_single_line), Field(pattern=r"^[a-z][a-z0-9_]*$")]
+DeploymentName = Annotated[str, AfterValidator(_single_line), Field(pattern=NAME_PATTERN)]
+# Paths of PEM files viocli reads (their content is checked in checks.py) and of custom.yml.
+AbsoluteFile = Annotated[Path, BeforeValidator(_path_text), AfterValidator(_absolute)]
+FilePath = Annotated[Path, BeforeValidator(_path_text)]
 
 
 @dataclass(frozen=True)
@@ -52,15 +255,16 @@ def _parse_range(value: object) -> IpRange:
     if isinstance(value, IpRange):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"expected 'FIRST-LAST' or a single address, got {value!r}")
+        raise ValueError(f"expected 'FIRST-LAST' or a single address, got {excerpt(value)}")
+    _single_line(value)
     first_text, _, last_text = value.partition("-")
     try:
         first = IPv4Address(first_text.strip())
         last = IPv4Address(last_text.strip()) if last_text else first
     except ipaddress.AddressValueError:
-        raise ValueError(f"{value!r} is not an IPv4 address or range like 10.0.0.10-10.0.0.50") from None
+        raise ValueError(f"{excerpt(value)} is not an IPv4 address or range like 10.0.0.10-10.0.0.50") from None
     if int(last) < int(first):
-        raise ValueError(f"range {value!r} ends before it starts")
+        raise ValueError(f"range {excerpt(value)} ends before it starts")
     return IpRange(first, last)
 
 
@@ -78,32 +282,25 @@ class Section(BaseModel):
 
 
 class VCenterTLS(Section):
-    ca_file: Path | None = None
+    ca_file: AbsoluteFile | None = None
     insecure: bool = False
 
 
 class VCenter(Section):
-    host: str
+    host: HostName
     port: int = Field(443, ge=1, le=65535)
-    user: str = Field(min_length=1)
-    password_secret: str = Field("vcenter_password", pattern=r"^[a-z][a-z0-9_]*$")
-    datacenter: str = Field(min_length=1)
-    management_cluster: str = Field(min_length=1)
-    datastores: list[str] = Field(min_length=1)
-    folder: str | None = None
-    template: str = Field(min_length=1)
+    user: VCenterUser
+    password_secret: SecretName = "vcenter_password"
+    datacenter: VCenterName
+    management_cluster: VCenterName
+    datastores: list[VCenterName] = Field(min_length=1)
+    folder: VCenterFolder | None = None
+    template: VCenterName
     tls: VCenterTLS = VCenterTLS()
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        if not HOSTNAME_RE.match(value):
-            raise ValueError(f"{value!r} is not a host name or IP address")
-        return value
 
 
 class Network(Section):
-    portgroup: str = Field(min_length=1)
+    portgroup: VCenterName
     cidr: IPv4Network
     gateway: IPv4Address
     dns: list[IPv4Address] = []
@@ -118,14 +315,7 @@ class Networks(Section):
 class Vips(Section):
     internal: IPv4Address
     external: IPv4Address
-    external_fqdn: str | None = None
-
-    @field_validator("external_fqdn")
-    @classmethod
-    def _fqdn(cls, value: str | None) -> str | None:
-        if value is not None and not HOSTNAME_RE.match(value):
-            raise ValueError(f"{value!r} is not a valid DNS name")
-        return value
+    external_fqdn: DnsName | None = None
 
 
 class RoleSpec(Section):
@@ -143,53 +333,36 @@ class Roles(Section):
 
 
 class ComputeCluster(Section):
-    name: str = Field(min_length=1)
-    datastore_regex: str | None = None
-
-    @field_validator("datastore_regex")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as error:
-                raise ValueError(f"not a valid regular expression: {error}") from None
-        return value
+    name: ClusterName
+    datastore_regex: RegexText | None = None
 
 
 class Backup(Section):
-    nfs: str | None = None
+    nfs: NfsVolume | None = None
     retention: int = Field(7, ge=1, le=365)
-
-    @field_validator("nfs")
-    @classmethod
-    def _nfs(cls, value: str | None) -> str | None:
-        if value is not None and not NFS_RE.match(value):
-            raise ValueError(f"{value!r} is not an NFS volume like 10.0.0.5:/vio_backup")
-        return value
 
 
 class ExternalTLS(Section):
-    cert_file: Path
-    key_file: Path
-    chain_file: Path | None = None
+    cert_file: AbsoluteFile
+    key_file: AbsoluteFile
+    chain_file: AbsoluteFile | None = None
 
 
 class OpenStack(Section):
-    region: str = Field("RegionOne", min_length=1)
-    admin_user: str = Field("admin", min_length=1)
-    admin_project: str = Field("admin", min_length=1)
+    region: RegionName = "RegionOne"
+    admin_user: OpenStackName = "admin"
+    admin_project: OpenStackName = "admin"
     api_workers: int | None = Field(None, ge=1, le=64)
-    ntp_servers: list[str] = []
+    ntp_servers: list[HostName] = []
     debug: bool = False
 
 
 class Inventory(Section):
     """A whole deployment."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: DeploymentName
     mode: Literal["ha", "compact", "tiny"]
-    ssh_user: str = Field("root", min_length=1)
+    ssh_user: PosixUser = "root"
     vcenter: VCenter
     networks: Networks
     vips: Vips
@@ -198,4 +371,4 @@ class Inventory(Section):
     backup: Backup = Backup()
     external_tls: ExternalTLS | None = None
     openstack: OpenStack = OpenStack()
-    custom_file: Path | None = None
+    custom_file: FilePath | None = None

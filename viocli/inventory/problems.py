@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,13 +10,42 @@ from viocli.errors import BadInput
 
 Location = tuple[str | int, ...]
 
+EXCERPT_LIMIT = 40
+# A key that may be shown as it is: short, and nothing a terminal or a log reader could misread.
+PLAIN_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")
+
+
+def excerpt(value: object, limit: int = EXCERPT_LIMIT, *, keep_end: bool = False) -> str:
+    """A short, escaped quotation of a value read from an input file, for an error message.
+
+    At most ``limit`` characters of the value are quoted (``…`` marks the cut; ``keep_end`` keeps
+    the end, e.g. of a path); ``repr`` escapes control and other non-printable characters, so a
+    value can neither forge a line of output nor send escape sequences to a terminal.
+    """
+    if not isinstance(value, str):
+        text = repr(value)  # numbers, dates, booleans: nothing to escape
+        return text if len(text) <= limit else text[:limit] + "…"
+    if len(value) <= limit:
+        return repr(value)
+    return "…" + repr(value[-limit:]) if keep_end else repr(value[:limit]) + "…"
+
+
+def is_plain_key(key: object) -> bool:
+    """True for a key that may be quoted as it is (short and identifier-like)."""
+    return isinstance(key, str) and PLAIN_KEY_RE.fullmatch(key) is not None
+
 
 def dotted(path: Location) -> str:
-    """``('networks', 'management', 'pool', 0)`` -> ``networks.management.pool[0]``."""
+    """``('networks', 'management', 'pool', 0)`` -> ``networks.management.pool[0]``.
+
+    A part that is not a plain key (it came from the file) is shown as a short escaped excerpt.
+    """
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not is_plain_key(part):
+            text += f"[{excerpt(part)}]"
         else:
             text += f".{part}" if text else str(part)
     return text or "(top level)"

@@ -26,6 +26,36 @@ from viocli.settings import load_settings
 EXAMPLES = Path(__file__).resolve().parents[2] / "inventory"
 
 
+class DataLoader(yaml.SafeLoader):
+    """Reads the engine's files as Ansible does: ``!unsafe`` strings are data; anything else untagged fails."""
+
+
+def _unsafe_str(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    return loader.construct_scalar(node)
+
+
+DataLoader.add_constructor("!unsafe", _unsafe_str)
+
+
+def _read(path: Path) -> Any:
+    text = path.read_text()
+    unsafe = text.count("!unsafe ")
+    data = yaml.load(text, Loader=DataLoader)  # a SafeLoader with one more tag
+    strings = _strings(data)
+    assert unsafe == strings, f"{path.name}: {strings - unsafe} string value(s) without the !unsafe tag"
+    return data
+
+
+def _strings(value: Any) -> int:
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, dict):
+        return sum(_strings(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_strings(v) for v in value)
+    return 0
+
+
 class FakeRunner:
     """Stands in for ansible_runner.run: records the call, replays scripted events."""
 
@@ -48,9 +78,9 @@ class FakeRunner:
         self.calls.append(
             {
                 **kwargs,
-                "extravars_file": yaml.safe_load((data_dir / "env" / "extravars").read_text()),
-                "inventory_file": yaml.safe_load((data_dir / "inventory" / "hosts.yml").read_text()),
-                "secrets_file": yaml.safe_load(secrets_file.read_text()),
+                "extravars_file": _read(data_dir / "env" / "extravars"),
+                "inventory_file": _read(data_dir / "inventory" / "hosts.yml"),
+                "secrets_file": _read(secrets_file),
                 "secrets_mode": stat.S_IMODE(secrets_file.stat().st_mode),
                 "secrets_path": secrets_file,
             }

@@ -32,7 +32,7 @@ def test_generated_on_first_use_strong_unique_and_private(tmp_path: Path) -> Non
     assert _mode(store.dir) == 0o700
     flat = [v for value in values.values() for v in (value if isinstance(value, list) else [value])]
     assert len(set(flat)) == len(flat), "every secret is distinct"
-    assert len(values["mariadb_root_password"]) >= 32
+    assert len(values["nova_db_password"]) >= 32
     assert len(values["keepalived_vrrp_password"]) == 8  # VRRP auth_pass limit
     assert values["rabbitmq_erlang_cookie"].isupper() and len(values["rabbitmq_erlang_cookie"]) == 32
     for key in values["keystone_fernet_keys"]:

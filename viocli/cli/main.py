@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "recover": ("viocli.cli.recover:recover", "Rebuild broken or missing nodes by name or by role."),
     "patch": ("viocli.cli.patch:patch", "Add, list, install and uninstall patches."),
     "lab": ("viocli.cli.lab:lab", "Run the all-in-one lab: a simulated vCenter, VM nodes and NFS."),
-    "secrets": ("viocli.cli.secrets:secrets", "Show or set the deployment's secrets (root only)."),
+    "secrets": ("viocli.cli.secrets:secrets", "Show, set, list or rotate the deployment's secrets (root only)."),
     "completion": ("viocli.cli.completion:completion", "Print the shell completion script for bash, zsh or fish."),
 }
 

@@ -1,4 +1,4 @@
-"""``viocli secrets show|set|list|encrypt``: root only; values never travel on argv."""
+"""``viocli secrets show|set|list|encrypt|rotate``: root only; values never travel on argv."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from viocli.cli.common import CONTEXT_SETTINGS, common_options, deployment_name, inventory_option, requires_root
+from viocli.cli.common import (
+    CONTEXT_SETTINGS,
+    common_options,
+    deployment_name,
+    inventory_option,
+    requires_root,
+    verbosity,
+)
 
 
 def _store_for(inventory_path: Path | None, unknown_hint: str | None = None):
@@ -38,7 +45,7 @@ def _check_name(name: str) -> None:
 @click.group(context_settings=CONTEXT_SETTINGS)
 @common_options
 def secrets() -> None:
-    """Show or set the deployment's secrets (root only)."""
+    """Show, set, list or rotate the deployment's secrets (root only)."""
 
 
 @secrets.command(context_settings=CONTEXT_SETTINGS)
@@ -96,15 +103,20 @@ def set_secret(name: str, inventory_path: Path | None) -> None:
 def list_secrets(inventory_path: Path | None) -> None:
     """List the names of the deployment's secrets (never their values); creates nothing."""
     from viocli.cli.output import print_table
-    from viocli.secrets.catalog import GENERATED
+    from viocli.secrets.catalog import GENERATED, ROTATABLE
 
     store, _ = _store_for(inventory_path)
     data = store.load()
     rows = [
-        (name, "generated" if name in GENERATED else "operator", "set" if name in data else "not yet")
+        (
+            name,
+            "generated" if name in GENERATED else "operator",
+            "set" if name in data else "not yet",
+            "yes" if name in ROTATABLE else "no",
+        )
         for name in sorted({*GENERATED, *data})
     ]
-    print_table(["name", "source", "state"], rows)
+    print_table(["name", "source", "state", "rotate"], rows)
 
 
 @secrets.command(context_settings=CONTEXT_SETTINGS)
@@ -118,3 +130,28 @@ def encrypt(inventory_path: Path | None) -> None:
         click.echo(f"secrets of {deployment} are now vault-encrypted; password file {store.vault_password_path}")
     else:
         click.echo(f"secrets of {deployment} were already vault-encrypted")
+
+
+@secrets.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("names", nargs=-1, metavar="NAME...")
+@click.option("--all-services", is_flag=True, help="Every service account's password (database, RabbitMQ, Keystone).")
+@inventory_option
+@common_options
+@requires_root
+def rotate(names: tuple[str, ...], all_services: bool, inventory_path: Path | None) -> None:
+    """Replace secrets with new random values and push them to every consumer.
+
+    MariaDB, RabbitMQ and Keystone users and the config files that hold them get the new values;
+    only the services that read them restart. `secrets list` shows which secrets rotate.
+    """
+    from viocli.ops.rotate import rotate_secrets
+    from viocli.settings import load_settings
+
+    result = rotate_secrets(
+        load_settings(), inventory_path, deployment_name(), names, all_services=all_services, verbosity=verbosity()
+    )
+    click.echo(
+        f"rotated {len(result.rotated)} secret{'s' if len(result.rotated) != 1 else ''} of {result.deployment}: "
+        f"{', '.join(result.rotated)}; pushed with {result.configured.changed} changes "
+        f"in {result.configured.elapsed:.0f} s"
+    )

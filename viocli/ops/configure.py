@@ -9,7 +9,7 @@ from typing import Any
 from viocli.errors import Refused
 from viocli.ops import plans
 from viocli.ops.ansible import run_ansible
-from viocli.ops.context import resolve_deployment
+from viocli.ops.context import Deployment, deployment_name, resolve_deployment
 from viocli.ops.operation import operation
 from viocli.runner.engine import RunResult
 from viocli.settings import Settings
@@ -17,6 +17,33 @@ from viocli.state.store import StateStore
 
 # Statuses in which the nodes exist and answer SSH, so the playbooks can run.
 CONFIGURABLE = ("configuring", "running")
+
+
+def configurable_deployment(settings: Settings, inventory_path: Path | None, name: str | None, verb: str) -> Deployment:
+    """The deployment ``verb`` acts on, refused (exit 4) unless it exists and its nodes are up."""
+    reader = StateStore.open_readonly(settings.db_path)
+    if reader is None and inventory_path is None and name is not None:
+        deployment_name(settings, name, None)  # a bad or unknown -d is bad input (exit 2), even on a new OMS
+    if reader is None:
+        raise Refused(
+            f"no deployment exists on this OMS; nothing to {verb}", hint="sudo viocli deployment create -i FILE"
+        )
+    try:
+        deployment = resolve_deployment(settings, reader, inventory_path, name)
+        record = reader.deployment(deployment.name)
+    finally:
+        reader.close()
+    if record is None:
+        raise Refused(
+            f"deployment {deployment.name} does not exist on this OMS; nothing to {verb}",
+            hint=f"create it first: sudo viocli deployment create -i {deployment.loaded.path}",
+        )
+    if record.status not in CONFIGURABLE:
+        raise Refused(
+            f"deployment {deployment.name} is {record.status}; {verb} needs its nodes up",
+            hint=f"finish it first: sudo viocli deployment create -i {deployment.loaded.path}",
+        )
+    return deployment
 
 
 def configure(
@@ -37,26 +64,7 @@ def configure(
 
     ``tuned=False`` runs with stock Ansible settings (the benchmark's baseline).
     """
-    reader = StateStore.open_readonly(settings.db_path)
-    if reader is None:
-        raise Refused(
-            "no deployment exists on this OMS; nothing to configure", hint="sudo viocli deployment create -i FILE"
-        )
-    try:
-        deployment = resolve_deployment(settings, reader, inventory_path, name)
-        record = reader.deployment(deployment.name)
-    finally:
-        reader.close()
-    if record is None:
-        raise Refused(
-            f"deployment {deployment.name} does not exist on this OMS; nothing to configure",
-            hint=f"create it first: sudo viocli deployment create -i {deployment.loaded.path}",
-        )
-    if record.status not in CONFIGURABLE:
-        raise Refused(
-            f"deployment {deployment.name} is {record.status}; configure needs its nodes up",
-            hint=f"finish it first: sudo viocli deployment create -i {deployment.loaded.path}",
-        )
+    deployment = configurable_deployment(settings, inventory_path, name, "configure")
     run = plans.configure(deployment, tags=tags, skip_tags=skip_tags, limit=limit, check=check, diff=diff)
     with operation(settings, deployment.name, "deployment configure"):
         return run_ansible(settings, deployment, run, cli_vars=cli_vars, verbosity=verbosity, tuned=tuned)

@@ -60,6 +60,13 @@ def configure(
     )
 
 
+def rotate_secrets(deployment: Deployment, names: Iterable[str]) -> PlaybookRun:
+    """Push newly rotated secrets to every consumer: configure, which restarts only what reads them."""
+    return PlaybookRun(
+        "configure.yml", extravars={"viocli_action": "configure", "viocli_rotated_secrets": sorted(names)}
+    )
+
+
 def start(deployment: Deployment) -> PlaybookRun:
     """Start every service in dependency order (Galera from the most advanced node first)."""
     return PlaybookRun("start.yml", extravars={"viocli_action": "start"})

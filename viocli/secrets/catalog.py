@@ -70,3 +70,36 @@ def secret_values(value: Any) -> list[str]:
     if isinstance(value, dict):
         return [str(v) for v in value.values()]
     return [] if value is None else [str(value)]
+
+
+# The service accounts' passwords: what `secrets rotate --all-services` replaces.
+SERVICE_CREDENTIALS: tuple[str, ...] = tuple(
+    sorted(
+        [
+            *(f"{service}_db_password" for service in SERVICES_WITH_DB),
+            *(f"{service}_keystone_password" for service in SERVICES_IN_KEYSTONE),
+            *(f"{service}_rabbitmq_password" for service in SERVICES_ON_RABBITMQ),
+            "heat_domain_admin_password",
+        ]
+    )
+)
+# Secrets whose every consumer takes a new value from configure (config files, MariaDB, RabbitMQ and
+# Keystone users), so that `secrets rotate` may replace them.
+ROTATABLE = frozenset(
+    {
+        *SERVICE_CREDENTIALS,
+        "keystone_admin_password",
+        "memcache_secret_key",
+        "haproxy_stats_password",
+        "horizon_secret_key",
+    }
+)
+# Why the others are not replaced by `secrets rotate`.
+NOT_ROTATABLE = {
+    "keystone_fernet_keys": "Fernet keys rotate by staging a new key, never all at once: every token would die",
+    "keystone_credential_keys": "the credentials Keystone stores are encrypted with them; new keys would lose them",
+    "heat_auth_encryption_key": "Heat's stored credentials are encrypted with it; a new key would make them unreadable",
+    "rabbitmq_erlang_cookie": "a new Erlang cookie needs every RabbitMQ node stopped at once (a full outage)",
+    "keepalived_vrrp_password": "the two load balancers would disagree while it changes and both would take the VIPs",
+}
+OPERATOR_SECRET = "it belongs to vCenter: change it there, then store it with: sudo viocli secrets set {name}"

@@ -46,19 +46,22 @@ class RedactingFilter(logging.Filter):
 class EscapingFormatter(logging.Formatter):
     """One record, one line: the message's control characters are escaped (after redaction).
 
-    A traceback or stack keeps its lines, each indented and escaped, so that no line of the log
-    can pass for the start of another record.
+    A traceback or stack keeps its lines, each redacted, escaped and indented, so that no line of
+    the log can pass for the start of another record.
     """
 
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = escape_controls(record.message)
-        return super().formatMessage(record)
-
-    def formatException(self, ei) -> str:
-        return _indented(super().formatException(ei))
-
-    def formatStack(self, stack_info: str) -> str:
-        return _indented(super().formatStack(stack_info))
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        # Not record.exc_text: another handler may have cached it there unescaped.
+        exc_text = self.formatException(record.exc_info) if record.exc_info else record.exc_text
+        if exc_text:
+            text += "\n" + _indented(exc_text)
+        if record.stack_info:
+            text += "\n" + _indented(self.formatStack(record.stack_info))
+        return text
 
 
 def _indented(text: str) -> str:

@@ -24,14 +24,15 @@ from viocli.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "tests" / "inventories" / "malformed"
-FILES = sorted(CORPUS.glob("*.yml"))
+FILES = sorted(CORPUS.glob("*.yml"), key=lambda path: int(path.name.split("-")[0]))
 # The lab inventories point at the lab's CA, which exists once the lab is up: tests/lab checks them.
 EXAMPLES = sorted(p for p in (REPO / "inventory").glob("*.yml") if not p.name.startswith(("lab-", "custom")))
-MIN_FILES = 35
+MIN_FILES = 99
 
 EXPECT_RE = re.compile(r"^# expect: (?P<text>.+?)\s*$")
 LINE_RE = re.compile(r"^# line: (?P<line>\d+)\s*$")
-NAME_RE = re.compile(r"^\d{2}-[a-z0-9]+(-[a-z0-9]+)*\.yml$")
+RAW_CONTROL_RE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+NAME_RE = re.compile(r"^\d{2,3}-[a-z0-9]+(-[a-z0-9]+)*\.yml$")
 
 
 def header(path: Path) -> tuple[list[str], int | None]:
@@ -86,7 +87,7 @@ def test_corpus_is_complete() -> None:
         expects, line = header(path)
         assert expects, f"{path.name}: no '# expect:' line"
         assert line is not None and line >= 1, f"{path.name}: no '# line: N' line"
-    numbers = [path.name[:2] for path in FILES]
+    numbers = [path.name.split("-")[0] for path in FILES]
     assert len(set(numbers)) == len(numbers), "two corpus files share a number"
 
 
@@ -108,6 +109,7 @@ def test_malformed_inventory_is_rejected(path: Path, sandbox: list[Path]) -> Non
     for text in expects:
         assert text in result.output, f"missing {text!r} in:\n{result.output}"
     assert f":{line}:" in result.output, f"no problem located at line {line} in:\n{result.output}"
+    assert not RAW_CONTROL_RE.search(result.output), "a control character from the file reached the output"
     assert "error:" in result.stderr, "problems go to stderr"
     assert_nothing_written(sandbox)
     assert sorted(CORPUS.rglob("*")) == before, "validate created files next to the inventory"

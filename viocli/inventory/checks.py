@@ -14,7 +14,7 @@ from pathlib import Path
 
 from viocli.inventory.model import Inventory, Network, cluster_slug
 from viocli.inventory.modes import API_NETWORK_ROLES, SIZING
-from viocli.inventory.problems import ProblemCollector, excerpt
+from viocli.inventory.problems import ProblemCollector, excerpt, path_excerpt
 from viocli.inventory.source import UnreadableFile, read_regular_file
 
 SPARE_ADDRESSES = 2
@@ -252,7 +252,7 @@ PEM_RULES: dict[str, tuple[str, Callable[[bytes], bool]]] = {
 
 def _check_pem_file(path: tuple, value: Path, kind: str, collector: ProblemCollector) -> None:
     """An absolute path to a small regular file holding a PEM block; never quotes the file's content."""
-    shown = excerpt(str(value), keep_end=True)
+    shown = path_excerpt(value)
     try:
         data = read_regular_file(value, limit=MAX_PEM_BYTES)
     except UnreadableFile as error:
@@ -295,7 +295,7 @@ def _check_custom_file(inventory: Inventory, collector: ProblemCollector, base_d
     if value is None:
         return
     resolved = value if value.is_absolute() else base_dir / value
-    shown = excerpt(str(value), keep_end=True)
+    shown = path_excerpt(value)
     relative = "" if value.is_absolute() else " (relative to the inventory's directory)"
     try:
         info = os.stat(resolved)

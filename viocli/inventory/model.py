@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from viocli.inventory.problems import excerpt
+from viocli.inventory.problems import excerpt, path_excerpt
 from viocli.names import NAME_PATTERN
 
 HOSTNAME_RE = re.compile(
@@ -204,7 +204,7 @@ def _path_text(value: object) -> object:
 
 def _absolute(value: Path) -> Path:
     if not value.is_absolute():
-        raise ValueError(f"{excerpt(str(value), keep_end=True)} is not an absolute path; write it from /")
+        raise ValueError(f"{path_excerpt(value)} is not an absolute path; write it from /")
     return value
 
 

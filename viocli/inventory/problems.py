@@ -11,6 +11,8 @@ from viocli.errors import BadInput
 Location = tuple[str | int, ...]
 
 EXCERPT_LIMIT = 40
+# A path is only quoted once its rule passed (one line, at most PATH_MAX characters).
+PATH_EXCERPT_LIMIT = 100
 # A key that may be shown as it is: short, and nothing a terminal or a log reader could misread.
 PLAIN_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")
 
@@ -28,6 +30,11 @@ def excerpt(value: object, limit: int = EXCERPT_LIMIT, *, keep_end: bool = False
     if len(value) <= limit:
         return repr(value)
     return "…" + repr(value[-limit:]) if keep_end else repr(value[:limit]) + "…"
+
+
+def path_excerpt(value: object) -> str:
+    """A path quoted in a message: escaped, and long enough (its end) for the operator to find it."""
+    return excerpt(str(value), PATH_EXCERPT_LIMIT, keep_end=True)
 
 
 def is_plain_key(key: object) -> bool:

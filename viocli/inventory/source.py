@@ -31,13 +31,13 @@ class UnreadableFile(Exception):
     """A file that must not or cannot be read.
 
     The message is a predicate for "the file ...", e.g. ``is a FIFO (named pipe), not a regular
-    file``; it never contains the file's content.
+    file``; it never contains the file's content. ``not_an_input_file`` is true when the path
+    names something other than a small regular file (likely a wrong path).
     """
 
-    @property
-    def not_an_input_file(self) -> bool:
-        """True when the path names something other than a small regular file (a typo, likely)."""
-        return self.args[0].startswith(("is ", "has "))
+    def __init__(self, message: str, *, not_an_input_file: bool = False) -> None:
+        super().__init__(message)
+        self.not_an_input_file = not_an_input_file
 
 
 def _kind(mode: int) -> str:
@@ -53,9 +53,9 @@ def _kind(mode: int) -> str:
 
 def _check_stat(info: os.stat_result, limit: int) -> None:
     if not stat.S_ISREG(info.st_mode):
-        raise UnreadableFile(f"is {_kind(info.st_mode)}, not a regular file")
+        raise UnreadableFile(f"is {_kind(info.st_mode)}, not a regular file", not_an_input_file=True)
     if info.st_size > limit:
-        raise UnreadableFile(f"has {info.st_size} bytes, more than the {_size(limit)} limit")
+        raise UnreadableFile(f"has {info.st_size} bytes, more than the {_size(limit)} limit", not_an_input_file=True)
 
 
 def read_regular_file(file: Path, *, limit: int = MAX_BYTES) -> bytes:
@@ -88,7 +88,7 @@ def read_regular_file(file: Path, *, limit: int = MAX_BYTES) -> bytes:
     finally:
         os.close(fd)
     if size > limit:
-        raise UnreadableFile(f"has more than the {_size(limit)} limit")
+        raise UnreadableFile(f"has more than the {_size(limit)} limit", not_an_input_file=True)
     return b"".join(chunks)
 
 
@@ -135,8 +135,9 @@ class _Loader(yaml.SafeLoader):
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, OverflowError) as error:
+            value = excerpt(node.value) if isinstance(node, yaml.ScalarNode) else "here"
             raise yaml.constructor.ConstructorError(
-                None, None, f"cannot read the value {excerpt(node.value)}: {_short(str(error))}", node.start_mark
+                None, None, f"cannot read the value {value}: {_short(str(error))}", node.start_mark
             ) from None
 
 

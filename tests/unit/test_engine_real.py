@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -211,3 +212,25 @@ def test_inventory_secret_custom_and_cli_values_are_never_templated(local_target
         f"ntp={','.join(expected['ntp_servers'])}\n"
     )
     assert Path(f"{out}.command").read_text() == expected["openstack_region"]
+
+
+def test_a_hostile_cluster_name_runs_nothing_in_the_nova_compute_init_script(local_target, tmp_path: Path) -> None:
+    """Quoting holds even for a name validation would refuse: the init script runs as root at boot."""
+    _, make = local_target
+    marker = tmp_path / "INJECTED"
+    name = f"a$(touch {marker})`touch {marker}`\"; touch {marker}; '"
+    target = make()
+    target.inventory["all"]["vars"]["compute_clusters"] = [{"name": name, "datastore_regex": None}]
+    script = tmp_path / "nova-compute-probe"
+    templates = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "nova_compute" / "templates"
+    run = PlaybookRun(
+        "init_script.yml", extravars={"viocli_probe_output": str(script), "viocli_role_templates": str(templates)}
+    )
+    assert run_playbook(target, run, progress=_quiet()).status == "successful"
+
+    ran = subprocess.run(["sh", str(script), "status"], capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 0, ran.stderr  # nova-compute is not installed here: the script stops there
+    desc = next(line for line in script.read_text().splitlines() if line.startswith("DESC="))
+    shown = subprocess.run(["sh", "-c", f'{desc}\nprintf %s "$DESC"'], capture_output=True, text=True, timeout=30)
+    assert shown.stdout == f"OpenStack Nova Compute for {name}"
+    assert not marker.exists(), "the cluster name ran as shell code"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+CATALOG_TYPES = {"identity", "image", "placement", "compute", "network", "volumev3", "orchestration", "cloudformation"}
 
 
 def oms_env(root: Path) -> dict[str, str]:
@@ -47,6 +50,15 @@ def on_node(env: dict[str, str], deployment: str, address: str, command: str) ->
     return result.stdout
 
 
+def on_node_run(
+    env: dict[str, str], deployment: str, address: str, command: str, stdin: str = ""
+) -> subprocess.CompletedProcess:
+    """Run ``command`` on a node with ``stdin`` (how a test hands a node a secret); its exit code is the caller's."""
+    return subprocess.run(
+        [*ssh_command(env, deployment, address), command], input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
 def daemons(env: dict[str, str], deployment: str, address: str) -> set[tuple[str, str, str]]:
     """Every long-running service process of a node: (pid, start time, command) of children of its init."""
     out = on_node(env, deployment, address, "ps -eo pid=,ppid=,lstart=,args=")
@@ -74,3 +86,31 @@ def openstack(env: dict[str, str], deployment: str, external_vip: str):
         region_name="RegionOne",
         cacert=str(ca_file),
     )
+
+
+def check_openstack(env: dict[str, str], deployment: str, external_vip: str, compute_hosts: int) -> None:
+    """What an operator checks first with a client: token, catalog, compute services."""
+    conn = openstack(env, deployment, external_vip)
+    assert conn.authorize()  # a token, through the external VIP, TLS verified against the deployment's CA
+    services = {service.id: service.type for service in conn.identity.services()}
+    assert set(services.values()) >= CATALOG_TYPES
+    public = [e for e in conn.identity.endpoints() if e.interface == "public"]
+    assert {services[e.service_id] for e in public} >= CATALOG_TYPES
+    assert all(e.url.startswith(f"https://{external_vip}:") for e in public)
+    deadline = time.monotonic() + 300
+    while True:
+        computes = [s for s in conn.compute.services() if s.binary == "nova-compute"]
+        if (len(computes) == compute_hosts and all(s.state == "up" for s in computes)) or time.monotonic() > deadline:
+            break
+        time.sleep(5)  # a compute service reports every 10 s
+    assert len(computes) == compute_hosts and all(s.state == "up" for s in computes), computes
+    binaries = {s.binary for s in conn.compute.services()}
+    assert {"nova-scheduler", "nova-conductor", "nova-compute"} <= binaries
+    data = b"viocli lab image " * 4096  # through glance to the vCenter datastore and back
+    image = conn.image.create_image(name="e2e", data=data, disk_format="raw", container_format="bare")
+    assert conn.image.get_image(image.id).status == "active"
+    assert conn.image.download_image(image).content == data
+    conn.image.delete_image(image)
+    assert conn.network.find_network("no-such-network") is None
+    assert list(conn.block_storage.volumes()) == []
+    assert list(conn.orchestration.stacks()) == []

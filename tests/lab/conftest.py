@@ -1,0 +1,72 @@
+"""The shared lab: one lab and one HA deployment per test session, used by every lab module.
+
+Modules that bring up a lab of their own (tests/lab/test_lab.py) run before the shared lab is up:
+they use the same bridge and addresses. Every scenario on the shared deployment leaves it healthy.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.lab.oms import oms_env, run_viocli
+
+REPO = Path(__file__).resolve().parents[2]
+HA = "vio-lab-ha"
+TINY = "vio-lab-tiny"
+SHARED = "lab_env"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests on the shared lab last (stable: file order otherwise kept)."""
+    uses = [SHARED in getattr(item, "fixturenames", ()) for item in items]
+    items[:] = [i for i, shared in zip(items, uses, strict=True) if not shared] + [
+        i for i, shared in zip(items, uses, strict=True) if shared
+    ]
+
+
+@pytest.fixture(scope="session")
+def lab_env(tmp_path_factory: pytest.TempPathFactory):
+    """An OMS of the session's own with the lab up, and the lab inventories pointing into it."""
+    root = tmp_path_factory.mktemp("oms")
+    env = oms_env(root)
+    up = run_viocli(env, "lab", "up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    inventories = root / "inventory"
+    inventories.mkdir()
+    lab_dir = root / "state" / "lab"
+    for name in ("lab-tiny.yml", "lab-ha.yml", "custom-lab.yml"):
+        text = (REPO / "inventory" / name).read_text().replace("/var/lib/viocli/lab/", f"{lab_dir}/")
+        (inventories / name).write_text(text)
+    # tiny gets a custom.yml of its own: its test edits it
+    tiny = inventories / "lab-tiny.yml"
+    tiny.write_text(tiny.read_text().replace("custom_file: custom-lab.yml", "custom_file: custom-tiny.yml"))
+    (inventories / "custom-tiny.yml").write_text((inventories / "custom-lab.yml").read_text())
+    yield env, inventories
+    down = run_viocli(env, "lab", "down")
+    assert down.returncode == 0, down.stderr
+
+
+def create(env: dict[str, str], inventory: Path) -> str:
+    """``deployment create`` through the CLI; its output."""
+    result = run_viocli(env, "deployment", "create", "-i", str(inventory), "--yes", timeout=3600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def configure(env: dict[str, str], deployment: str) -> int:
+    """``deployment configure`` through the CLI; how many things it changed."""
+    result = run_viocli(env, "deployment", "configure", "-d", deployment, timeout=3600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    changed = re.search(r"configure changed (\d+) things", result.stdout)
+    assert changed, result.stdout
+    return int(changed.group(1))
+
+
+@pytest.fixture(scope="session")
+def ha(lab_env):
+    """The HA deployment, created once per session: (env, inventories dir, create's output)."""
+    env, inventories = lab_env
+    return env, inventories, create(env, inventories / "lab-ha.yml")

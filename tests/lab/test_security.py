@@ -1,0 +1,191 @@
+"""Secrets on the shared HA deployment: never on a command line, never plain in Galera, rotated for real.
+
+While configure pushes hand-set secrets and while ``secrets rotate`` replaces three of them, a sampler
+reads every /proc/*/cmdline and /proc/*/environ of the OMS and of every node as often as it can; it
+must never see a secret. Then the cloud is checked as an operator would: the new values log in (admin
+token through the external VIP, nova's database and RabbitMQ users), the old ones no longer do, no DB
+password is in any member's galera.cache, and HAProxy's statistics page wants its password.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.lab.conftest import HA, configure
+from tests.lab.oms import check_openstack, on_node, on_node_run, openstack, run_viocli
+from tests.lab.sampler import ProcSampler, flatten
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+DATABASES = ("10.203.0.102", "10.203.0.103", "10.203.0.104")  # database01..03
+LOADBALANCERS = ("10.203.0.100", "10.203.0.101")
+INTERNAL_VIP, EXTERNAL_VIP = "10.203.0.90", "10.203.1.90"
+HAND_SET = (
+    "keystone_admin_password",
+    "nova_db_password",
+    "nova_rabbitmq_password",
+    "glance_keystone_password",
+    "haproxy_stats_password",
+)
+ROTATED = ("keystone_admin_password", "nova_db_password", "nova_rabbitmq_password")
+
+
+def _store_path(env: dict[str, str]) -> Path:
+    return Path(env["VIOCLI_STATE_DIR"]) / "deployments" / HA / "secrets.yml"
+
+
+def _secrets(env: dict[str, str]) -> dict:
+    return yaml.safe_load(_store_path(env).read_text())
+
+
+def _mysql_login(env: dict[str, str], user: str, password: str) -> bool:
+    """Log in to MariaDB through the internal VIP; the password goes on stdin, never on argv."""
+    result = on_node_run(
+        env,
+        HA,
+        DATABASES[0],
+        f"mysql --defaults-extra-file=/dev/stdin -h {INTERNAL_VIP} -u {user} -N -e 'SELECT 1'",
+        stdin=f"[client]\npassword={password}\n",
+    )
+    return result.returncode == 0 and result.stdout.strip() == "1"
+
+
+def _rabbitmq_login(env: dict[str, str], user: str, password: str) -> bool:
+    """Authenticate against the RabbitMQ cluster; the password goes on stdin."""
+    return (
+        on_node_run(env, HA, DATABASES[1], f"rabbitmqctl --quiet authenticate_user {user}", stdin=password).returncode
+        == 0
+    )
+
+
+def _keystone_login(env: dict[str, str], password: str) -> int:
+    """The HTTP status of a password authentication as admin through the external VIP (TLS verified)."""
+    ca = Path(env["VIOCLI_STATE_DIR"]) / "deployments" / HA / "tls" / "external-ca.pem"
+    body = {"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"name": "admin", "domain": {"id": "default"}, "password": password}}}}}  # fmt: skip
+    request = urllib.request.Request(
+        f"https://{EXTERNAL_VIP}:5000/v3/auth/tokens",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=str(ca)), timeout=30) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _in_galera_cache(env: dict[str, str], values: list[str]) -> list[str]:
+    """Which DB nodes hold any of ``values`` in galera.cache, the replication cache (searched on the node).
+
+    Nova's cell mappings are the usual culprit: stored with full URLs, they carry the nova database and
+    RabbitMQ passwords into every member's cache; viocli stores them as templates.
+    """
+    script = "grep -c -a -F -f /dev/stdin /var/lib/mysql/galera.cache || true"
+    return [
+        node for node in DATABASES if on_node_run(env, HA, node, script, stdin="\n".join(values)).stdout.strip() != "0"
+    ]
+
+
+def _stats_page(address: str, password: str | None) -> int:
+    request = urllib.request.Request(f"http://{address}:1936/")
+    if password is not None:
+        token = base64.b64encode(f"viocli:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def _wait_computes_up(env: dict[str, str]) -> None:
+    conn = openstack(env, HA, EXTERNAL_VIP)
+    deadline = time.monotonic() + 300
+    while True:
+        computes = [s for s in conn.compute.services() if s.binary == "nova-compute"]
+        if (computes and all(s.state == "up" for s in computes)) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert len(computes) == 2 and all(s.state == "up" for s in computes), computes
+
+
+def _set_secret(env: dict[str, str], name: str, value: str) -> None:
+    """``viocli secrets set NAME`` with the value piped on stdin, as an operator does it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "viocli", "secrets", "set", name, "-d", HA],
+        input=value + "\n",
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_configure_pushes_hand_set_secrets_and_none_is_ever_on_a_command_line(ha) -> None:
+    env, _, _ = ha
+    sentinels = {name: f"Sentinel{name.replace('_', '')}{secrets.token_hex(8)}" for name in HAND_SET}
+    for name, value in sentinels.items():
+        _set_secret(env, name, value)
+
+    with ProcSampler(flatten(_secrets(env)), store=_store_path(env)) as sampler:
+        changed = configure(env, HA)
+    assert changed > 0
+    assert sampler.hits == [], sampler.hits
+    assert sampler.passes > 50, f"the sampler looked only {sampler.passes} times"
+
+    assert _keystone_login(env, sentinels["keystone_admin_password"]) == 201
+    assert _mysql_login(env, "nova", sentinels["nova_db_password"])
+    assert _rabbitmq_login(env, "nova", sentinels["nova_rabbitmq_password"])
+    check_openstack(env, HA, EXTERNAL_VIP, compute_hosts=2)  # glance works with its new Keystone password
+    for balancer in LOADBALANCERS:
+        assert _stats_page(balancer, None) == 401
+        assert _stats_page(balancer, "wrong-password") == 401
+        assert _stats_page(balancer, sentinels["haproxy_stats_password"]) == 200
+    assert _in_galera_cache(env, list(flatten(_secrets(env)).values())) == [], "a secret is in galera.cache"
+    assert configure(env, HA) == 0, "the pushed values are now what the nodes hold"
+
+
+def test_rotate_gives_new_values_that_work_and_old_ones_that_do_not(ha) -> None:
+    env, _, _ = ha
+    old = {name: _secrets(env)[name] for name in ROTATED}
+
+    with ProcSampler(flatten(_secrets(env)), store=_store_path(env)) as sampler:
+        result = run_viocli(env, "secrets", "rotate", *ROTATED, "-d", HA)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(f"rotated 3 secrets of {HA}: keystone_admin_password, nova_db_password, ")
+    assert sampler.hits == [], sampler.hits
+    new = {name: _secrets(env)[name] for name in ROTATED}
+    assert all(new[name] != old[name] for name in ROTATED)
+    assert all(value not in result.stdout + result.stderr for value in [*old.values(), *new.values()])
+
+    assert _keystone_login(env, new["keystone_admin_password"]) == 201
+    assert _keystone_login(env, old["keystone_admin_password"]) == 401
+    assert _mysql_login(env, "nova", new["nova_db_password"])
+    assert not _mysql_login(env, "nova", old["nova_db_password"])
+    assert _rabbitmq_login(env, "nova", new["nova_rabbitmq_password"])
+    assert not _rabbitmq_login(env, "nova", old["nova_rabbitmq_password"])
+    assert _in_galera_cache(env, [old["nova_db_password"], new["nova_db_password"]]) == []
+    # nova's API, conductor and both nova-computes run on the new database and RabbitMQ passwords.
+    _wait_computes_up(env)
+    conn = openstack(env, HA, EXTERNAL_VIP)
+    assert {s.binary for s in conn.compute.services()} >= {"nova-scheduler", "nova-conductor", "nova-compute"}
+    assert list(conn.compute.flavors()) is not None
+    assert on_node(env, HA, DATABASES[0], "mysql -N -e \"SHOW STATUS LIKE 'wsrep_cluster_size'\"").split() == [
+        "wsrep_cluster_size",
+        "3",
+    ]

@@ -1,0 +1,58 @@
+"""The tiny deployment (one node holding every role) on the shared lab: create, no-op configure, custom.yml."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.lab.conftest import TINY, configure, create
+from tests.lab.oms import check_openstack, daemons, on_node
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def tiny(lab_env):
+    env, inventories = lab_env
+    return env, inventories, create(env, inventories / "lab-tiny.yml")
+
+
+def test_tiny_from_nothing_serves_openstack_through_the_external_vip(tiny) -> None:
+    env, _, output = tiny
+    assert "deployment vio-lab-tiny is running" in output
+    hosts = on_node(env, TINY, "10.203.0.50", "hostname; cat /etc/hosts")
+    assert hosts.splitlines()[0] == "controller01"
+    assert "Ansible managed by viocli, do not edit" in hosts
+    check_openstack(env, TINY, "10.203.1.40", compute_hosts=2)
+
+
+def test_tiny_second_configure_changes_nothing_and_restarts_nothing(tiny) -> None:
+    env, _, _ = tiny
+    before = daemons(env, TINY, "10.203.0.50")
+    assert any("nova-scheduler" in args for _, _, args in before)
+    assert configure(env, TINY) == 0
+    assert daemons(env, TINY, "10.203.0.50") == before
+
+
+def test_tiny_custom_change_restarts_only_the_services_that_read_it(tiny) -> None:
+    env, inventories, _ = tiny
+    custom = inventories / "custom-tiny.yml"
+    data = yaml.safe_load(custom.read_text())
+    data["nova_scheduler_default_filters"] = ["AvailabilityZoneFilter", "ComputeFilter", "ImagePropertiesFilter"]
+    data["cpu_allocation_ratio"] = 3.0
+    custom.write_text(yaml.safe_dump(data))
+    before = daemons(env, TINY, "10.203.0.50")
+    assert configure(env, TINY) > 0
+    after = daemons(env, TINY, "10.203.0.50")
+
+    scheduler = on_node(env, TINY, "10.203.0.50", "grep -h '^enabled_filters' /etc/nova/nova-scheduler.conf")
+    assert "AvailabilityZoneFilter,ComputeFilter,ImagePropertiesFilter" in scheduler.replace(" ", "")
+    ratios = on_node(env, TINY, "10.203.0.50", "grep -h '^cpu_allocation_ratio' /etc/nova/nova-compute-*.conf")
+    assert ratios.split() == ["cpu_allocation_ratio", "=", "3.0"] * 2
+
+    restarted = {args for _, _, args in before - after}
+    assert restarted, "nothing restarted"
+    assert all("nova-scheduler" in args or "nova-compute" in args for args in restarted), restarted
+    assert any("nova-scheduler" in args for args in restarted)
+    assert sum("nova-compute" in args for args in restarted) == 2
+    assert configure(env, TINY) == 0

@@ -390,6 +390,7 @@ def test_cli_vars_parsing_and_refusals(deployment, fake) -> None:
         ({"internal_vip": "1.2.3.4"}, "set by the inventory"),
         ({"keystone_admin_password": "x"}, "a secret on the command line"),
         ({"viocli_action": "stop"}, "reserved for viocli"),
+        ({"nova_scheduler_default_filters": ["a", "b\n[DEFAULT]"]}, r"\[1\]: contains a control character"),
     ):
         with pytest.raises(BadInput, match=message):
             run_ansible(load_settings(), deployment, plans.configure(deployment), cli_vars=bad)

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from viocli.inventory.checks import check_inventory
-from viocli.inventory.model import Inventory
+from viocli.inventory.model import CONTROL_RE, Inventory
 from viocli.inventory.problems import (
     InvalidInventory,
     Location,
@@ -127,6 +127,22 @@ def _schema_problems(error: ValidationError, data: Any, collector: ProblemCollec
             collector.error(loc, message, value=True)
 
 
+def multiline_values(value: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
+    """Where ``value`` (nested lists and mappings included) holds a string with a control character.
+
+    A newline in a value would start a new line in the rendered config file that receives it (a
+    section or option of its own); custom.yml and ``-e`` values are one line of text each.
+    """
+    if isinstance(value, str):
+        found = CONTROL_RE.search(value)
+        return [(path, f"{found.group()!r} at character {found.start() + 1}")] if found else []
+    if isinstance(value, dict):
+        return [hit for key, item in value.items() for hit in multiline_values(item, (*path, key))]
+    if isinstance(value, list):
+        return [hit for index, item in enumerate(value) for hit in multiline_values(item, (*path, index))]
+    return []
+
+
 def _check_custom(loaded: LoadedInventory, data: Any, marks: Marks, path: Path) -> list[Problem]:
     collector = ProblemCollector(path, marks)
     if data is None:
@@ -158,6 +174,10 @@ def _check_custom(loaded: LoadedInventory, data: Any, marks: Marks, path: Path) 
             close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.85)
             if close:
                 collector.warning((key,), f"no role uses '{key}'; did you mean '{close[0]}'?")
+    for where, what in multiline_values({k: v for k, v in data.items() if isinstance(k, str)}):
+        collector.error(
+            where, f"contains a control character ({what}); every value must be a single line of printable text"
+        )
     return collector.problems
 
 

@@ -10,6 +10,8 @@ from typing import Any
 import yaml
 
 from viocli.errors import BadInput, Refused
+from viocli.inventory.load import multiline_values
+from viocli.inventory.problems import dotted
 from viocli.inventory.render import RESERVED_PREFIX, ansible_inventory, known_variables, locked_variables
 from viocli.ops.context import Deployment
 from viocli.ops.tls import external_pem
@@ -65,6 +67,10 @@ def check_cli_vars(deployment: Deployment, cli_vars: Mapping[str, Any]) -> None:
                 f"-e {key}: a secret on the command line would be visible to every user (ps, shell history)",
                 hint=f"store it with: sudo viocli secrets set {key}",
             )
+    for where, what in multiline_values(dict(cli_vars)):
+        raise BadInput(
+            f"-e {dotted(where)}: contains a control character ({what}); a value must be a single line of text"
+        )
     known = known_variables(model)
     for key in (k for k in cli_vars if k not in known):
         close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.85)

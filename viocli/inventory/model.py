@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
@@ -64,42 +65,28 @@ def _full(pattern: re.Pattern[str], value: str) -> bool:
     return pattern.fullmatch(value) is not None
 
 
-def _host_name(value: str) -> str:
-    if not _full(HOSTNAME_RE, value):
-        raise ValueError(f"{excerpt(value)} is not a host name or IP address (letters, digits, dots and inner dashes)")
-    return value
+def _pattern_rule(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    """A validator that accepts a value matching ``pattern`` whole, else says it is not ``what``."""
+
+    def check(value: str) -> str:
+        if not _full(pattern, value):
+            raise ValueError(f"{excerpt(value)} is not {what}")
+        return value
+
+    return check
 
 
-def _dns_name(value: str) -> str:
-    if not _full(HOSTNAME_RE, value):
-        raise ValueError(f"{excerpt(value)} is not a valid DNS name (letters, digits, dots and inner dashes)")
-    return value
-
-
-def _posix_user(value: str) -> str:
-    if not _full(POSIX_USER_RE, value):
-        raise ValueError(
-            f"{excerpt(value)} is not a POSIX user name: 1 to 32 lower-case letters, digits, '_' and '-', "
-            "starting with a letter or '_'"
-        )
-    return value
-
-
-def _openstack_name(value: str) -> str:
-    if not _full(OPENSTACK_NAME_RE, value):
-        raise ValueError(
-            f"{excerpt(value)} is not an OpenStack name: 1 to 64 letters, digits, '_', '.', '@' and '-', "
-            "no spaces, not starting with '-'"
-        )
-    return value
-
-
-def _region(value: str) -> str:
-    if not _full(REGION_RE, value):
-        raise ValueError(
-            f"{excerpt(value)} is not a region name: 1 to 64 letters, digits, '_', '.' and '-', not starting with '-'"
-        )
-    return value
+_host_name = _pattern_rule(HOSTNAME_RE, "a host name or IP address (letters, digits, dots and inner dashes)")
+_dns_name = _pattern_rule(HOSTNAME_RE, "a valid DNS name (letters, digits, dots and inner dashes)")
+_posix_user = _pattern_rule(
+    POSIX_USER_RE,
+    "a POSIX user name: 1 to 32 lower-case letters, digits, '_' and '-', starting with a letter or '_'",
+)
+_openstack_name = _pattern_rule(
+    OPENSTACK_NAME_RE,
+    "an OpenStack name: 1 to 64 letters, digits, '_', '.', '@' and '-', no spaces, not starting with '-'",
+)
+_region = _pattern_rule(REGION_RE, "a region name: 1 to 64 letters, digits, '_', '.' and '-', not starting with '-'")
 
 
 def _vcenter_name_problem(value: str) -> str | None:

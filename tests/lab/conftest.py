@@ -10,8 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.lab.oms import oms_env, run_viocli
+from tests.lab.sampler import ProcSampler, flatten
 
 REPO = Path(__file__).resolve().parents[2]
 HA = "vio-lab-ha"
@@ -63,6 +65,15 @@ def configure(env: dict[str, str], deployment: str) -> int:
     changed = re.search(r"configure changed (\d+) things", result.stdout)
     assert changed, result.stdout
     return int(changed.group(1))
+
+
+def secrets_sampler(env: dict[str, str], deployment: str) -> ProcSampler:
+    """A /proc sampler for every secret of ``deployment``, and for any new value it gets while sampling.
+
+    Every day-2 command's lab test runs its command inside one and asserts ``hits == []``.
+    """
+    store = Path(env["VIOCLI_STATE_DIR"]) / "deployments" / deployment / "secrets.yml"
+    return ProcSampler(flatten(yaml.safe_load(store.read_text())), store=store)
 
 
 @pytest.fixture(scope="session")

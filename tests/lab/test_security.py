@@ -24,14 +24,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.lab.conftest import HA, configure
-from tests.lab.oms import check_openstack, on_node, on_node_run, openstack, run_viocli
-from tests.lab.sampler import ProcSampler, flatten
+from tests.lab.conftest import HA, configure, secrets_sampler
+from tests.lab.oms import check_openstack, daemons, on_node, on_node_run, openstack, run_viocli
+from tests.lab.sampler import flatten
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 DATABASES = ("10.203.0.102", "10.203.0.103", "10.203.0.104")  # database01..03
 LOADBALANCERS = ("10.203.0.100", "10.203.0.101")
+CONTROLLERS = ("10.203.0.105", "10.203.0.106")
 INTERNAL_VIP, EXTERNAL_VIP = "10.203.0.90", "10.203.1.90"
 HAND_SET = (
     "keystone_admin_password",
@@ -142,7 +143,7 @@ def test_configure_pushes_hand_set_secrets_and_none_is_ever_on_a_command_line(ha
     for name, value in sentinels.items():
         _set_secret(env, name, value)
 
-    with ProcSampler(flatten(_secrets(env)), store=_store_path(env)) as sampler:
+    with secrets_sampler(env, HA) as sampler:
         changed = configure(env, HA)
     assert changed > 0
     assert sampler.hits == [], sampler.hits
@@ -163,8 +164,10 @@ def test_configure_pushes_hand_set_secrets_and_none_is_ever_on_a_command_line(ha
 def test_rotate_gives_new_values_that_work_and_old_ones_that_do_not(ha) -> None:
     env, _, _ = ha
     old = {name: _secrets(env)[name] for name in ROTATED}
+    nodes = (*CONTROLLERS, DATABASES[0], LOADBALANCERS[0])
+    before = {node: daemons(env, HA, node) for node in nodes}
 
-    with ProcSampler(flatten(_secrets(env)), store=_store_path(env)) as sampler:
+    with secrets_sampler(env, HA) as sampler:
         result = run_viocli(env, "secrets", "rotate", *ROTATED, "-d", HA)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith(f"rotated 3 secrets of {HA}: keystone_admin_password, nova_db_password, ")
@@ -172,6 +175,9 @@ def test_rotate_gives_new_values_that_work_and_old_ones_that_do_not(ha) -> None:
     new = {name: _secrets(env)[name] for name in ROTATED}
     assert all(new[name] != old[name] for name in ROTATED)
     assert all(value not in result.stdout + result.stderr for value in [*old.values(), *new.values()])
+    # Only what reads a rotated secret restarted: nova's services (the admin password is in no file).
+    restarted = {args for node in nodes for _, _, args in before[node] - daemons(env, HA, node)}
+    assert restarted and all("nova" in args for args in restarted), restarted
 
     assert _keystone_login(env, new["keystone_admin_password"]) == 201
     assert _keystone_login(env, old["keystone_admin_password"]) == 401
@@ -184,7 +190,9 @@ def test_rotate_gives_new_values_that_work_and_old_ones_that_do_not(ha) -> None:
     _wait_computes_up(env)
     conn = openstack(env, HA, EXTERNAL_VIP)
     assert {s.binary for s in conn.compute.services()} >= {"nova-scheduler", "nova-conductor", "nova-compute"}
-    assert list(conn.compute.flavors()) is not None
+    flavor = conn.compute.create_flavor(name="rotate-check", ram=512, vcpus=1, disk=1)  # a write to nova_api
+    assert conn.compute.find_flavor("rotate-check").id == flavor.id
+    conn.compute.delete_flavor(flavor)
     assert on_node(env, HA, DATABASES[0], "mysql -N -e \"SHOW STATUS LIKE 'wsrep_cluster_size'\"").split() == [
         "wsrep_cluster_size",
         "3",

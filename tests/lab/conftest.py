@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.lab.oms import oms_env, run_viocli
+from tests.lab.oms import oms_env, run_viocli, secrets_file
 from tests.lab.sampler import ProcSampler, flatten
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,7 +72,7 @@ def secrets_sampler(env: dict[str, str], deployment: str) -> ProcSampler:
 
     Every day-2 command's lab test runs its command inside one and asserts ``hits == []``.
     """
-    store = Path(env["VIOCLI_STATE_DIR"]) / "deployments" / deployment / "secrets.yml"
+    store = secrets_file(env, deployment)
     return ProcSampler(flatten(yaml.safe_load(store.read_text())), store=store)
 
 

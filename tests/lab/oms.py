@@ -97,13 +97,7 @@ def check_openstack(env: dict[str, str], deployment: str, external_vip: str, com
     public = [e for e in conn.identity.endpoints() if e.interface == "public"]
     assert {services[e.service_id] for e in public} >= CATALOG_TYPES
     assert all(e.url.startswith(f"https://{external_vip}:") for e in public)
-    deadline = time.monotonic() + 300
-    while True:
-        computes = [s for s in conn.compute.services() if s.binary == "nova-compute"]
-        if (len(computes) == compute_hosts and all(s.state == "up" for s in computes)) or time.monotonic() > deadline:
-            break
-        time.sleep(5)  # a compute service reports every 10 s
-    assert len(computes) == compute_hosts and all(s.state == "up" for s in computes), computes
+    wait_computes_up(conn, compute_hosts)
     binaries = {s.binary for s in conn.compute.services()}
     assert {"nova-scheduler", "nova-conductor", "nova-compute"} <= binaries
     data = b"viocli lab image " * 4096  # through glance to the vCenter datastore and back
@@ -114,3 +108,19 @@ def check_openstack(env: dict[str, str], deployment: str, external_vip: str, com
     assert conn.network.find_network("no-such-network") is None
     assert list(conn.block_storage.volumes()) == []
     assert list(conn.orchestration.stacks()) == []
+
+
+def wait_computes_up(conn, count: int, timeout: float = 300) -> None:
+    """Wait until ``count`` nova-compute services report up (each reports every 10 s); fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        computes = [s for s in conn.compute.services() if s.binary == "nova-compute"]
+        if (len(computes) == count and all(s.state == "up" for s in computes)) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert len(computes) == count and all(s.state == "up" for s in computes), computes
+
+
+def secrets_file(env: dict[str, str], deployment: str) -> Path:
+    """The deployment's secrets store on the test's OMS (plain YAML: the lab never encrypts it)."""
+    return Path(env["VIOCLI_STATE_DIR"]) / "deployments" / deployment / "secrets.yml"

@@ -16,7 +16,6 @@ import secrets
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,7 +24,16 @@ import pytest
 import yaml
 
 from tests.lab.conftest import HA, configure, secrets_sampler
-from tests.lab.oms import check_openstack, daemons, on_node, on_node_run, openstack, run_viocli
+from tests.lab.oms import (
+    check_openstack,
+    daemons,
+    on_node,
+    on_node_run,
+    openstack,
+    run_viocli,
+    secrets_file,
+    wait_computes_up,
+)
 from tests.lab.sampler import flatten
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -44,12 +52,8 @@ HAND_SET = (
 ROTATED = ("keystone_admin_password", "nova_db_password", "nova_rabbitmq_password")
 
 
-def _store_path(env: dict[str, str]) -> Path:
-    return Path(env["VIOCLI_STATE_DIR"]) / "deployments" / HA / "secrets.yml"
-
-
 def _secrets(env: dict[str, str]) -> dict:
-    return yaml.safe_load(_store_path(env).read_text())
+    return yaml.safe_load(secrets_file(env, HA).read_text())
 
 
 def _mysql_login(env: dict[str, str], user: str, password: str) -> bool:
@@ -111,17 +115,6 @@ def _stats_page(address: str, password: str | None) -> int:
             return reply.status
     except urllib.error.HTTPError as error:
         return error.code
-
-
-def _wait_computes_up(env: dict[str, str]) -> None:
-    conn = openstack(env, HA, EXTERNAL_VIP)
-    deadline = time.monotonic() + 300
-    while True:
-        computes = [s for s in conn.compute.services() if s.binary == "nova-compute"]
-        if (computes and all(s.state == "up" for s in computes)) or time.monotonic() > deadline:
-            break
-        time.sleep(5)
-    assert len(computes) == 2 and all(s.state == "up" for s in computes), computes
 
 
 def _set_secret(env: dict[str, str], name: str, value: str) -> None:
@@ -187,8 +180,8 @@ def test_rotate_gives_new_values_that_work_and_old_ones_that_do_not(ha) -> None:
     assert not _rabbitmq_login(env, "nova", old["nova_rabbitmq_password"])
     assert _in_galera_cache(env, [old["nova_db_password"], new["nova_db_password"]]) == []
     # nova's API, conductor and both nova-computes run on the new database and RabbitMQ passwords.
-    _wait_computes_up(env)
     conn = openstack(env, HA, EXTERNAL_VIP)
+    wait_computes_up(conn, 2)
     assert {s.binary for s in conn.compute.services()} >= {"nova-scheduler", "nova-conductor", "nova-compute"}
     flavor = conn.compute.create_flavor(name="rotate-check", ram=512, vcpus=1, disk=1)  # a write to nova_api
     assert conn.compute.find_flavor("rotate-check").id == flavor.id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,15 +73,22 @@ def known_deployment(name: str, store: StateStore | None, origin: str = "", hint
     raise BadInput(f"deployment {name!r}{origin} is not known on this OMS{guess}", hint=hint)
 
 
-def require_known_deployment(settings: Settings, name: str, source: str = "NAME") -> str:
-    """Check a deployment name given as an argument: the name rule, then the state store (read-only)."""
-    check_deployment_name(name, source)
+@contextmanager
+def _read_store(settings: Settings) -> Iterator[StateStore | None]:
+    """The state store opened read-only (None when it does not exist: it is never created), closed after."""
     store = StateStore.open_readonly(settings.db_path)
     try:
-        return known_deployment(name, store)
+        yield store
     finally:
         if store is not None:
             store.close()
+
+
+def require_known_deployment(settings: Settings, name: str, source: str = "NAME") -> str:
+    """Check a deployment name given as an argument: the name rule, then the state store (read-only)."""
+    check_deployment_name(name, source)
+    with _read_store(settings) as store:
+        return known_deployment(name, store)
 
 
 def target_name(
@@ -95,12 +104,8 @@ def target_name(
         loaded = load_inventory(inventory_path)
         _check_matches(explicit, loaded)
         return loaded.name
-    store = StateStore.open_readonly(settings.db_path)
-    try:
+    with _read_store(settings) as store:
         return deployment_name(settings, explicit, store, unknown_hint=unknown_hint)
-    finally:
-        if store is not None:
-            store.close()
 
 
 def _check_matches(explicit: str | None, loaded: LoadedInventory) -> None:

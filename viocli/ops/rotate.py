@@ -6,13 +6,13 @@ what the nodes must get, and ``deployment configure`` (or the same rotate) finis
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from viocli.errors import BadInput, ViocliError
 from viocli.logsetup import get_logger
+from viocli.names import did_you_mean
 from viocli.ops import plans
 from viocli.ops.ansible import run_ansible
 from viocli.ops.configure import configurable_deployment
@@ -51,8 +51,8 @@ def rotation_targets(names: Sequence[str], all_services: bool, vcenter_secret: s
         if name in NOT_ROTATABLE:
             raise BadInput(f"{name} cannot be rotated by secrets rotate: {NOT_ROTATABLE[name]}")
         if name not in ROTATABLE:
-            close = difflib.get_close_matches(name, sorted(ROTATABLE), n=1)
-            hint = f"did you mean {close[0]}?" if close else "list them with: sudo viocli secrets list"
+            close = did_you_mean(name, ROTATABLE)
+            hint = f"did you mean {close}?" if close else "list them with: sudo viocli secrets list"
             raise BadInput(f"no secret named {name!r} can be rotated", hint=hint)
         targets.add(name)
     return sorted(targets)

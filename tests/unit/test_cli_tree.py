@@ -49,7 +49,6 @@ DESIGN_COMMANDS = [
 NOT_LANDED = [
     (["deployment", "start"], True),
     (["deployment", "stop"], True),
-    (["deployment", "status", "--format", "json"], False),
     (["deployment", "getlogs"], True),
     (["deployment", "destroy", "-f"], True),
     (["deployment", "cert-req-create"], True),

@@ -14,8 +14,8 @@ from cryptography import x509
 
 from viocli import pki
 from viocli.errors import BadInput
+from viocli.health import api as health
 from viocli.inventory.load import load_inventory
-from viocli.ops import health
 from viocli.ops.tls import external_ca_file, external_pem
 from viocli.settings import share_dir
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,7 @@ from viocli.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from viocli.ops.status import StatusReport
     from viocli.settings import Settings
 
 tags_option = click.option(
@@ -150,9 +151,73 @@ def stop(force: bool) -> None:
 @deployment.command(context_settings=CONTEXT_SETTINGS)
 @format_option
 @common_options
-@not_landed("the health checks")
 def status(output_format: str) -> None:
-    """Health of every service and node (collector_name / overall_status in JSON)."""
+    """Health of every node and service, every check at once (collector_name / overall_status in JSON).
+
+    Read-only, for any user; checks needing root's secrets or SSH key say so (WARNING). Exit 0 when
+    no check is FAILURE, 1 otherwise.
+    """
+    from viocli.cli.output import print_json
+    from viocli.errors import OperationFailed
+    from viocli.logsetup import setup_logging
+    from viocli.ops.status import deployment_status
+    from viocli.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.log_file)  # root only; other users simply do not log
+    report = deployment_status(settings, deployment_name())
+    if output_format == "json":
+        print_json([_printable(r.to_dict()) for r in report.results])
+    else:
+        _print_status_table(report)
+    if report.failed:
+        raise OperationFailed(
+            f"deployment {report.deployment} is not healthy: "
+            f"{', '.join(r.collector_name for r in report.failed)} report FAILURE",
+            hint="run the action of each FAILURE (--format json adds each check's details)",
+        )
+
+
+def _printable(value: Any) -> Any:
+    """Secrets masked and control characters escaped in every string (messages quote remote output)."""
+    from viocli.logsetup import escape_controls, redact_text
+
+    if isinstance(value, str):
+        return escape_controls(redact_text(value))
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    return value
+
+
+STATUS_STYLES = {"SUCCESS": "green", "WARNING": "yellow", "FAILURE": "bold red"}
+
+
+def _print_status_table(report: StatusReport) -> None:
+    """One row per collector (name, coloured status, nodes, message, action), then a summary line."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=False)
+    table = Table(show_lines=True)
+    for header in ("collector", "status", "nodes", "message", "action"):
+        table.add_column(header, overflow="fold")
+    for result in report.results:
+        row = _printable(result.to_dict())
+        table.add_row(
+            Text(row["collector_name"]),
+            Text(row["overall_status"], style=STATUS_STYLES[row["overall_status"]]),
+            Text(", ".join(row["nodes"])),
+            Text(row["message"]),
+            Text(row["action"]),
+        )
+    console.print(table)
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+    console.print(Text(f"deployment {report.deployment}: {counts} ({report.elapsed_s:.1f} s)"))
 
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)

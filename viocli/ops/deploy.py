@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from viocli.errors import NodesUnreachable, OperationFailed, Refused
+from viocli.health.api import Check, check_api, check_token, external_apis, tls_context, wait_healthy
 from viocli.inventory.load import load_inventory
 from viocli.ops import plans
 from viocli.ops.ansible import load_secrets, run_ansible
 from viocli.ops.context import Deployment, resolve_deployment
-from viocli.ops.health import Check, check_api, check_token, external_apis, tls_context, wait_healthy
 from viocli.ops.known_hosts import write_known_hosts
 from viocli.ops.operation import operation
 from viocli.ops.tls import external_ca_file

@@ -39,6 +39,44 @@ def example(tmp_path: Path):
     return copy
 
 
+@pytest.fixture
+def local_tiny(viocli_env, example, monkeypatch: pytest.MonkeyPatch):
+    """A real tiny deployment whose single node is this machine (``ansible_connection=local``).
+
+    Call it with the playbook directory to run from and the text of custom.yml; it returns the
+    deployment and a function that makes a fresh run target.
+    """
+    import sys
+
+    import yaml
+
+    from viocli.ops.ansible import run_target
+    from viocli.ops.context import resolve_deployment
+    from viocli.secrets.store import SecretStore
+
+    def make_deployment(playbook_dir: Path, custom: str):
+        monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(playbook_dir))
+        path = example("tiny")
+        (path.parent / "custom.yml").write_text(custom)
+        data = yaml.safe_load(path.read_text())
+        data["custom_file"] = "custom.yml"
+        data["openstack"]["api_workers"] = 3
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        settings = load_settings()
+        SecretStore(settings.deployment_dir("vio-tiny")).set("vcenter_password", "VcPass-Real-0123")
+        deployment = resolve_deployment(settings, None, path, None)
+
+        def make():
+            target = run_target(settings, deployment)
+            host = target.inventory["all"]["hosts"]["controller01"]
+            host.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
+            return target
+
+        return deployment, make
+
+    return make_deployment
+
+
 @pytest.fixture(autouse=True)
 def _fresh_logging_and_redactor(monkeypatch: pytest.MonkeyPatch):
     """Each test starts with no log file open and an empty redactor."""

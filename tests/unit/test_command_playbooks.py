@@ -156,107 +156,6 @@ CASES = [
         {"viocli_action": "deploy"},
         None,
     ),
-    ("deployment start", lambda d: plans.start(d), "start.yml", None, None, None, {"viocli_action": "start"}, None),
-    ("deployment stop", lambda d: plans.stop(d), "stop.yml", None, None, None, {"viocli_action": "stop"}, None),
-    ("deployment status", lambda d: plans.status(d), "status.yml", None, None, None, {"viocli_action": "status"}, None),
-    (
-        "services restart --role controller",
-        lambda d: plans.services(d, "restart", roles=["controller"]),
-        "services.yml",
-        None,
-        None,
-        "controller",
-        {"viocli_action": "restart"},
-        None,
-    ),
-    (
-        "services stop --node database02",
-        lambda d: plans.services(d, "stop", nodes=["database02"]),
-        "services.yml",
-        None,
-        None,
-        "database02",
-        {"viocli_action": "stop"},
-        None,
-    ),
-    (
-        "services start",
-        lambda d: plans.services(d, "start"),
-        "services.yml",
-        None,
-        None,
-        None,
-        {"viocli_action": "start"},
-        None,
-    ),
-    (
-        "deployment getlogs",
-        lambda d: plans.getlogs(d, "/var/log/viocli/bundle-1"),
-        "getlogs.yml",
-        None,
-        None,
-        None,
-        {"viocli_action": "getlogs", "viocli_bundle_dir": "/var/log/viocli/bundle-1"},
-        None,
-    ),
-    (
-        "backup openstack_db NFS",
-        lambda d: plans.backup_database(d, "vio_os_db_20261122010203", "10.20.0.5:/b"),
-        "backup_db.yml",
-        None,
-        None,
-        None,
-        {
-            "viocli_action": "backup",
-            "viocli_backup_name": "vio_os_db_20261122010203",
-            "viocli_nfs_volume": "10.20.0.5:/b",
-        },
-        None,
-    ),
-    (
-        "restore openstack_db NAME NFS",
-        lambda d: plans.restore_database(d, "vio_os_db_20261122010203", "10.20.0.5:/b"),
-        "restore_db.yml",
-        None,
-        None,
-        None,
-        {
-            "viocli_action": "restore",
-            "viocli_backup_name": "vio_os_db_20261122010203",
-            "viocli_nfs_volume": "10.20.0.5:/b",
-        },
-        None,
-    ),
-    (
-        "recover -n controller01 -n compute02",
-        lambda d: plans.recover(d, ["controller01", "compute02"]),
-        "deploy.yml",
-        None,
-        None,
-        "controller01:compute02",
-        {"viocli_action": "recover"},
-        None,
-    ),
-    (
-        "deployment cert-update",
-        lambda d: plans.certificate_update(d),
-        "configure.yml",
-        "haproxy_certificate",
-        None,
-        "loadbalancer",
-        {"viocli_action": "configure"},
-        None,
-    ),
-    (
-        "patch install -p vio-patch-1 -v 1.0",
-        lambda d: plans.patch_install(d, "vio-patch-1", "1.0"),
-        "patch.yml",
-        None,
-        None,
-        None,
-        {"viocli_action": "patch", "viocli_patch_name": "vio-patch-1", "viocli_patch_version": "1.0"},
-        None,
-    ),
 ]
 
 
@@ -380,8 +279,8 @@ def test_limit_must_name_real_nodes_or_roles(deployment) -> None:
     with pytest.raises(BadInput, match="--limit controler01: no such node or role") as caught:
         plans.configure(deployment, limit=["controler01"])
     assert caught.value.hint == "did you mean controller01?"
-    with pytest.raises(BadInput, match="no such role"):
-        plans.services(deployment, "start", roles=["web"])
+    with pytest.raises(BadInput, match="--limit web: no such node or role"):
+        plans.configure(deployment, limit=["web"])
 
 
 def test_cli_vars_parsing_and_refusals(deployment, fake) -> None:

@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from viocli.errors import NodesUnreachable, OperationFailed
-from viocli.ops.ansible import run_ansible, run_target
-from viocli.ops.context import resolve_deployment
+from viocli.ops.ansible import run_ansible
 from viocli.redact import MASK
 from viocli.runner.engine import read_events, run_playbook
 from viocli.runner.plan import PlaybookRun
 from viocli.runner.progress import RunProgress
-from viocli.secrets.store import SecretStore
 from viocli.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -31,27 +26,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "engine"
 
 
 @pytest.fixture
-def local_target(viocli_env, example, monkeypatch):
+def local_target(local_tiny):
     """A real tiny deployment whose single node is this machine (ansible_connection=local)."""
-    monkeypatch.setenv("VIOCLI_PLAYBOOKS_DIR", str(FIXTURES))
-    path = example("tiny")
-    custom = path.parent / "custom.yml"
-    custom.write_text("ntp_servers: [10.9.9.9]\nmariadb_innodb_buffer_pool_mb: 512\n")
-    data = yaml.safe_load(path.read_text())
-    data["custom_file"] = "custom.yml"
-    data["openstack"]["api_workers"] = 3
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    settings = load_settings()
-    SecretStore(settings.deployment_dir("vio-tiny")).set("vcenter_password", "VcPass-Real-0123")
-    deployment = resolve_deployment(settings, None, path, None)
-
-    def make():
-        target = run_target(settings, deployment)
-        host = target.inventory["all"]["hosts"]["controller01"]
-        host.update(ansible_connection="local", ansible_python_interpreter=sys.executable)
-        return target
-
-    return deployment, make
+    return local_tiny(FIXTURES, "ntp_servers: [10.9.9.9]\nmariadb_innodb_buffer_pool_mb: 512\n")
 
 
 def _quiet() -> RunProgress:
@@ -214,23 +191,24 @@ def test_inventory_secret_custom_and_cli_values_are_never_templated(local_target
     assert Path(f"{out}.command").read_text() == expected["openstack_region"]
 
 
-def test_a_hostile_cluster_name_runs_nothing_in_the_nova_compute_init_script(local_target, tmp_path: Path) -> None:
-    """Quoting holds even for a name validation would refuse: the init script runs as root at boot."""
+def test_a_hostile_cluster_name_reaches_the_nova_compute_unit_only_as_its_slug(local_target, tmp_path: Path) -> None:
+    """Even a name validation would refuse: the unit runs as root at boot, so only the slug is in it."""
     _, make = local_target
-    marker = tmp_path / "INJECTED"
-    name = f"a$(touch {marker})`touch {marker}`\"; touch {marker}; '"
+    name = "a$(touch /tmp/x)`touch /tmp/x`\"; touch /tmp/x; '\nExecStartPre=/bin/sh -c id"
     target = make()
     target.inventory["all"]["vars"]["compute_clusters"] = [{"name": name, "datastore_regex": None}]
-    script = tmp_path / "nova-compute-probe"
-    templates = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "nova_compute" / "templates"
+    target.inventory["all"]["hosts"]["controller01"]["compute_clusters_served"] = [name]
+    unit = tmp_path / "nova-compute.service"
+    role = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "nova_compute"
     run = PlaybookRun(
-        "init_script.yml", extravars={"viocli_probe_output": str(script), "viocli_role_templates": str(templates)}
+        "nova_compute_unit.yml", extravars={"viocli_probe_output": str(unit), "viocli_role_dir": str(role)}
     )
     assert run_playbook(target, run, progress=_quiet()).status == "successful"
 
-    ran = subprocess.run(["sh", str(script), "status"], capture_output=True, text=True, timeout=30)
-    assert ran.returncode == 0, ran.stderr  # nova-compute is not installed here: the script stops there
-    desc = next(line for line in script.read_text().splitlines() if line.startswith("DESC="))
-    shown = subprocess.run(["sh", "-c", f'{desc}\nprintf %s "$DESC"'], capture_output=True, text=True, timeout=30)
-    assert shown.stdout == f"OpenStack Nova Compute for {name}"
-    assert not marker.exists(), "the cluster name ran as shell code"
+    slug = "a-touch-tmp-x-touch-tmp-x-touch-tmp-x-execstartpre-bin-sh-c-id"
+    lines = [line for line in unit.read_text().splitlines() if line and not line.startswith("#")]
+    assert [line for line in lines if line.startswith("Exec")] == [
+        "ExecStart=/usr/bin/nova-compute --config-file=/etc/nova/nova.conf"
+        f" --config-file=/etc/nova/nova-compute-{slug}.conf --log-file=/var/log/nova/nova-compute-{slug}.log"
+    ]
+    assert not any(char in line for line in lines for char in "$`;'\"")

@@ -205,11 +205,3 @@ def test_unreadable_files_and_secrets_need_root(tmp_path: Path, monkeypatch) -> 
     with pytest.raises(Unavailable, match="readable by root only") as caught:
         secrets("keystone_admin_password")
     assert caught.value.needs_root
-
-
-def test_playbook_variables_follow_ansible_precedence(tmp_path: Path) -> None:
-    from viocli.settings import share_dir
-
-    playbooks = share_dir("playbooks")
-    assert ops_status.playbook_variable(playbooks, "memcached", "memcached_port", {}) == 11211
-    assert ops_status.playbook_variable(playbooks, "memcached", "memcached_port", {"memcached_port": 11311}) == 11311

@@ -12,7 +12,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,16 +33,14 @@ class ApiError(Exception):
     """An API call through the external VIP failed; the message names the URL and why."""
 
 
-def external_apis(playbook_dir: Path) -> list[tuple[str, int]]:
-    """(name, port) of every API HAProxy publishes on the external VIP (the haproxy role's defaults)."""
-    import yaml
+def external_apis(playbook_dir: Path, overrides: Mapping[str, Any] | None = None) -> list[tuple[str, int]]:
+    """(name, port) of every API HAProxy publishes on the external VIP, from the service descriptors.
 
-    defaults = yaml.safe_load((playbook_dir / "roles" / "haproxy" / "defaults" / "main.yml").read_text())
-    return [
-        (service["name"], int(service.get("external_port", service["port"])))
-        for service in defaults["haproxy_services"]
-        if service.get("external", True)
-    ]
+    ``overrides`` are custom.yml's variables: a port moved there moves here too.
+    """
+    from viocli.services import external_apis as descriptor_apis
+
+    return descriptor_apis(overrides, playbook_dir)
 
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:

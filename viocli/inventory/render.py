@@ -103,10 +103,11 @@ def group_vars(inventory: Inventory) -> dict[str, Any]:
 
 @cache
 def role_default_names() -> frozenset[str]:
-    """Every variable some shipped role declares in ``defaults/main.yml``."""
+    """Every variable the shipped playbooks declare: the roles' ``defaults/main.yml`` and ``group_vars/all``."""
     names: set[str] = set()
-    roles_dir = share_dir("playbooks") / "roles"
-    for defaults in sorted(roles_dir.glob("*/defaults/main.y*ml")):
+    playbooks = share_dir("playbooks")
+    sources = [*playbooks.glob("roles/*/defaults/main.y*ml"), *playbooks.glob("group_vars/all/*.y*ml")]
+    for defaults in sorted(sources):
         try:
             data = yaml.safe_load(defaults.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):

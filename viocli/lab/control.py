@@ -20,7 +20,7 @@ from viocli.errors import Refused
 from viocli.lab import net
 from viocli.lab.journal import Journal
 from viocli.lab.layout import API, MGMT, NETWORKS, NFS_PORT, NFS_PSEUDO, VCSIM_PORT, LabPaths
-from viocli.lab.node import LabNode
+from viocli.lab.node import LabNode, node_cgroups, remove_cgroups
 from viocli.lab.system import Daemon, run, spawn, start_time, stop
 from viocli.settings import Settings
 from viocli.sshkeys import oms_keypair
@@ -182,6 +182,9 @@ def _undo(record: dict[str, Any]) -> list[str]:
     elif kind == "netns" and net.netns_exists(record["name"]):
         net.delete_netns(record["name"])
         return [f"namespace {record['name']}"]
+    elif kind == "cgroup" and any(path.exists() for path in node_cgroups(record["key"])):
+        remove_cgroups(record["key"])
+        return [f"cgroups of node {record['key']}"]
     elif kind in ("link", "bridge") and net.link_exists(record["name"]):
         net.delete_link(record["name"])
         return [f"{kind} {record['name']}"]

@@ -1,16 +1,19 @@
 """One lab node: what a powered-on VM with a guest customization becomes.
 
-A node is a network namespace (one veth per NIC on the bridge of its port group), its own UTS, PID
-and mount namespaces, and a chroot into an overlay of the template root filesystem whose upper
-layer is the node's disk. Power-off stops its processes and keeps the disk; power-on starts it
-again on the same disk; destroy removes both; a snapshot copies the disk and a revert restores it.
+A node is a network namespace (one veth per NIC on the bridge of its port group) and a container
+booted by ``systemd-nspawn --boot`` on an overlay of the template root filesystem whose upper layer
+is the node's disk: systemd runs as its PID 1 and boots it as a VM's guest would (sysctl.d, journald,
+the units enabled at boot, sshd). Power-off kills it and keeps the disk; power-on boots it again on
+the same disk; destroy removes both; a snapshot copies the disk and a revert restores it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,7 +27,7 @@ from viocli.lab.layout import MGMT, LabNetwork, LabPaths
 from viocli.lab.system import Daemon, reap, run, spawn, start_time, stop
 from viocli.sshkeys import generate_ed25519
 
-INIT_PATH = "usr/local/sbin/violab-init"
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 
 
 @dataclass(frozen=True)
@@ -119,13 +122,8 @@ class LabNode:
             net.attach_nic(spec.netns, host_if, index, nic.network.bridge, nic.address, nic.network.prefix)
         if any(nic.network == MGMT for nic in spec.nics):
             net.set_default_route(spec.netns, MGMT.host_ip)
-        command = [
-            "ip", "netns", "exec", spec.netns,
-            "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child=SIGTERM", "--propagation", "private",
-            "sh", "-c", 'mount --rbind /dev "$0/dev" && exec chroot "$0" /usr/bin/python3 /' + INIT_PATH + ' "$1"',
-            str(self.merged), spec.hostname,
-        ]  # fmt: skip
-        launcher = spawn(command, self.dir / "console.log")
+        self.journal.record("cgroup", key=self.key)
+        launcher = spawn(_boot_command(self.key, spec, self.merged), self.dir / "console.log", env=_nspawn_env())
         daemon = _node_init(launcher)
         self.journal.record("process", pid=daemon.pid, started=daemon.started, what=f"node {spec.hostname}")
         self.spec_file.write_text(json.dumps(_spec_dict(spec)))
@@ -140,10 +138,6 @@ class LabNode:
 
     def _prepare_root(self, spec: NodeSpec, oms_public_key: str) -> None:
         root = self.merged
-        init = root / INIT_PATH
-        init.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(__file__).with_name("node_init.py"), init)
-        init.chmod(0o755)
         (root / "etc" / "hostname").write_text(spec.hostname + "\n")
         hosts = "127.0.0.1\tlocalhost\n"
         if spec.mgmt_ip:
@@ -166,13 +160,24 @@ class LabNode:
             generate_ed25519(host_key, f"root@{spec.hostname}")
         shutil.copyfile(host_key.with_name(host_key.name + ".pub"), self.host_key_pub)
 
-    def stop(self) -> None:
-        """Power off: stop every process of the node, remove its namespace and NICs, keep its disk."""
+    def stop(self, *, graceful: bool = False) -> None:
+        """Power off: end every process of the node, remove its namespace and NICs, keep its disk.
+
+        A vSphere power-off is a hard one: the node's systemd is killed, and the kernel ends every
+        process of its PID namespace with it (nothing is stopped cleanly, as when a VM loses power).
+        ``graceful`` is a guest shutdown instead: systemd stops its units in order, then halts.
+        """
         record = self.runtime()
         if record:
-            stop(Daemon(record["pid"], record["started"]), timeout=30)
+            init = Daemon(record["pid"], record["started"])
+            if graceful:
+                stop(init, timeout=90, sig=signal.SIGRTMIN + 4)  # systemd: poweroff.target
+            else:
+                stop(init, timeout=0, sig=signal.SIGKILL)
             self.journal.forget("process", pid=record["pid"])
             reap(record.get("launcher"))
+        remove_cgroups(self.key)
+        self.journal.forget("cgroup", key=self.key)
         spec = self.spec() or {}
         netns = spec.get("netns") or f"violab-{self.key}"
         for index in range(len(spec.get("nics", [])) or 4):
@@ -217,10 +222,58 @@ class LabNode:
             self.start(spec, template, oms_public_key)
 
 
-def _node_init(launcher: Daemon) -> Daemon:
-    """The node's init as seen from the host: the child ``unshare --fork`` makes (pid 1 inside).
+def _nspawn_env() -> dict[str, str]:
+    # /proc/sys is read-only in a container; "network" makes the namespaced net.* keys writable, so
+    # the node's systemd-sysctl applies /etc/sysctl.d at boot (ip_nonlocal_bind for the VIPs).
+    return {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
 
-    Signals go to it, not to ``unshare``, so that stopping a node waits for its clean shutdown.
+
+def node_cgroups(key: str) -> list[Path]:
+    """The cgroups of one node, one per hierarchy systemd uses (named ``systemd`` and the unified one)."""
+    roots = [root for root in CGROUP_ROOTS if os.path.ismount(root)]
+    if not roots and (Path("/sys/fs/cgroup") / "cgroup.controllers").exists():
+        roots = [Path("/sys/fs/cgroup")]  # a pure cgroup v2 host
+    return [root / "violab" / key for root in roots]
+
+
+def remove_cgroups(key: str) -> None:
+    """Remove a stopped node's cgroups (deepest first: a cgroup goes only once it has no children)."""
+    for top in node_cgroups(key):
+        if not top.is_dir():
+            continue
+        for directory in sorted((d for d in top.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        with contextlib.suppress(OSError):
+            top.rmdir()
+
+
+def _boot_command(key: str, spec: NodeSpec, root: Path) -> list[str]:
+    """Boot the node's systemd in its own cgroups and network namespace (``systemd-nspawn --boot``).
+
+    There is no systemd on the host to register a machine or a scope with, so nspawn keeps the
+    caller's cgroup; the shell first moves into cgroups of the node's own, or every node's systemd
+    would share one cgroup tree (and stop each other's services).
+    """
+    enter = (
+        'for d in "$@"; do case "$d" in --) shift; break;; esac; '
+        'mkdir -p "$d" && echo $$ > "$d/cgroup.procs" || exit 1; shift; done; exec "$@"'
+    )
+    return [
+        "sh", "-c", enter, "violab-boot", *(str(path) for path in node_cgroups(key)), "--",
+        "systemd-nspawn", "--boot", "--register=no", "--keep-unit", "--quiet",
+        f"--directory={root}", f"--machine={spec.hostname}", f"--hostname={spec.hostname}",
+        f"--network-namespace-path=/run/netns/{spec.netns}",
+        # keepalived adds the VIPs, as a VM's root may. Not CAP_SYS_TIME: nodes share the host's clock.
+        "--capability=CAP_NET_ADMIN",
+        "--console=pipe", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
+    ]  # fmt: skip
+
+
+def _node_init(launcher: Daemon) -> Daemon:
+    """The node's systemd as seen from the host: the child of ``systemd-nspawn`` that runs it.
+
+    A hard power-off kills it (the kernel then ends the node's whole PID namespace).
     """
     children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
     deadline = time.monotonic() + 10
@@ -229,16 +282,19 @@ def _node_init(launcher: Daemon) -> Daemon:
             pids = children.read_text().split()
         except OSError:
             pids = []
-        if pids:
-            # The launcher is `ip netns exec` exec'ing unshare; its only child is the node's init.
-            init_pid = int(pids[0])
-            started = start_time(init_pid)
-            if started is not None:
-                return Daemon(init_pid, started)
+        for pid in pids:
+            # nspawn forks a short-lived helper first; the init is the child that runs systemd.
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            started = start_time(int(pid))
+            if command.endswith(b"systemd") and started is not None:
+                return Daemon(int(pid), started)
         if not launcher.alive():
             break
         time.sleep(0.01)  # process creation has no event to wait on; this loop ends within ms
-    raise OperationFailed(f"lab: the node's init did not start (launcher pid {launcher.pid}); see console.log")
+    raise OperationFailed(f"lab: the node's systemd did not start (launcher pid {launcher.pid}); see console.log")
 
 
 def _copy_tree(source: Path, target: Path) -> None:

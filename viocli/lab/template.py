@@ -5,11 +5,13 @@ layer), the way VIO's VMs were cloned from one offline appliance template. The t
 mmdebstrap from the machine's own apt configuration (no mirror is named anywhere in viocli), with
 ``--no-install-recommends`` and debconf preseeded so no package configures a database or an endpoint.
 No service starts during the build (mmdebstrap keeps a denying ``policy-rc.d`` in place while it
-installs and removes it at the end, and nothing runs an init system in the chroot).
+installs and removes it at the end, and nothing runs an init system in the chroot), and none starts
+at a node's first boot but sshd and chrony: every other unit is disabled by a preset, and the roles
+enable at boot what should start with the VM (never Galera, which viocli starts in order).
 
 The result is a chroot, not a bootable image: no SSH host keys (each node makes its own), an empty
 ``/etc/machine-id``, ``/etc/hosts`` and ``/etc/hostname`` left for the node to write, sshd allowing
-root by key only and without PAM (no systemd/logind in a node).
+root by key only.
 
 Cache layout under ``cache_root`` (default ``/var/cache/viocli/templates``), ``<key>`` being
 :func:`cache_key` of the package list, the apt suites and the build recipe:
@@ -128,7 +130,8 @@ mkdir -p "$root/etc/ssh/sshd_config.d" "$root/run/sshd" "$root/root/.ssh"
 chmod 0755 "$root/run/sshd"
 chmod 0700 "$root/root/.ssh"
 cat > "$root/etc/ssh/sshd_config.d/00-viocli-lab.conf" <<'EOF'
-# viocli lab node: root by SSH key only; no PAM (a node has no systemd or logind).
+# viocli lab node: root by SSH key only, with the one host key the node makes at its first start.
+HostKey /etc/ssh/ssh_host_ed25519_key
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -149,6 +152,15 @@ rm -f "$root/etc/resolv.conf"
 # RabbitMQ made an Erlang cookie at install; a shared secret is the deployment's, not the template's.
 rm -f "$root/var/lib/rabbitmq/.erlang.cookie"
 
+# Boot: only sshd and chrony start with a fresh node; the roles enable what else starts at boot.
+mkdir -p "$root/etc/systemd/system-preset"
+cat > "$root/etc/systemd/system-preset/00-viocli-lab.preset" <<'EOF'
+enable ssh.service
+enable chrony.service
+disable *
+EOF
+chroot "$root" systemctl preset-all
+
 # Locale and time zone.
 echo 'LANG=C.UTF-8' > "$root/etc/default/locale"
 echo 'Etc/UTC' > "$root/etc/timezone"
@@ -168,6 +180,7 @@ fi
 # What the finished tree must contain (beyond every listed package being installed).
 REQUIRED_FILES = (
     "usr/bin/python3",
+    "lib/systemd/systemd",
     "usr/sbin/sshd",
     "usr/bin/ssh-keygen",
     "usr/sbin/mariadbd",

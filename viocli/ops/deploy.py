@@ -135,9 +135,8 @@ def check_health(settings: Settings, deployment: Deployment, secrets: Mapping[st
     ca_file = None if model.external_tls is not None else external_ca_file(settings.deployment_dir(deployment.name))
     context = tls_context(ca_file)
     host = model.vips.external_fqdn or str(model.vips.external)  # as the public endpoints name it
-    checks: list[Callable[[], Check]] = [
-        functools.partial(check_api, host, name, port, context) for name, port in external_apis(share_dir("playbooks"))
-    ]
+    apis = external_apis(share_dir("playbooks"), deployment.loaded.custom_vars)
+    checks: list[Callable[[], Check]] = [functools.partial(check_api, host, name, port, context) for name, port in apis]
     checks.append(
         functools.partial(
             check_token,

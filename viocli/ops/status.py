@@ -25,6 +25,7 @@ from viocli.logsetup import get_logger
 from viocli.ops.context import CREATE_HINT, Deployment, _read_store, resolve_deployment
 from viocli.ops.tls import external_ca_file
 from viocli.secrets.store import SecretStore
+from viocli.services import port_variable
 from viocli.settings import Settings, share_dir
 
 API_TIMEOUT = 5.0  # seconds per HTTP request through the external VIP
@@ -111,21 +112,6 @@ class _Secrets:
         return str(self.values[name])
 
 
-def playbook_variable(playbook_dir: Path, role: str, name: str, custom_vars: Mapping[str, Any]) -> Any:
-    """A variable as Ansible resolves it for ``role``: custom.yml > group_vars/all > the role's defaults."""
-    import yaml
-
-    if name in custom_vars:
-        return custom_vars[name]
-    sources = sorted((playbook_dir / "group_vars" / "all").glob("*.yml"))
-    sources.append(playbook_dir / "roles" / role / "defaults" / "main.yml")
-    for source in sources:
-        data = yaml.safe_load(source.read_text(encoding="utf-8")) if source.is_file() else None
-        if isinstance(data, dict) and name in data:
-            return data[name]
-    raise BadInput(f"{name} is not defined in {playbook_dir} (role {role})", hint="reinstall viocli's playbooks")
-
-
 def status_context(settings: Settings, deployment: Deployment, vm_ids: Mapping[str, str | None]) -> StatusContext:
     """Everything the collectors need, with each thing this user cannot read recorded as a problem."""
     name = deployment.name
@@ -180,12 +166,8 @@ def status_context(settings: Settings, deployment: Deployment, vm_ids: Mapping[s
         secrets=secrets,
         power_states=power_states,
         api=api,
-        external_apis=external_apis(playbook_dir),
-        variables={
-            "memcached_port": playbook_variable(
-                playbook_dir, "memcached", "memcached_port", deployment.loaded.custom_vars
-            )
-        },
+        external_apis=external_apis(playbook_dir, deployment.loaded.custom_vars),
+        variables={"memcached_port": port_variable("memcached_port", deployment.loaded.custom_vars, playbook_dir)},
         shell_problem=shell_problem,
         api_problem=api_problem,
     )

@@ -1,0 +1,236 @@
+#!/usr/bin/python3
+"""Ansible module: keep a node's systemd units as a service descriptor says, in one remote call.
+
+A unit is *stale* when a file it reads, or the package that ships it, changed after the unit last
+became active (or after its last reload, for units that reload): what runs is not what is on disk.
+That is the restart rule, not "this run changed the file": a run that dies between rendering a file
+and restarting its service leaves the unit stale, and the next run restarts it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: viocli_units
+short_description: Start, stop, restart or reload systemd units, restarting those whose files changed
+options:
+  units:
+    description: >-
+      The units: dicts with C(name), C(files) (paths it reads), C(packages) (that ship it), C(enabled)
+      (start at boot; default true) and C(reload) (reload instead of restart when stale).
+    type: list
+    elements: dict
+    required: true
+  state:
+    description: >-
+      started (start what is not active, restart or reload what is stale), stopped, restarted (all),
+      or checked (report only).
+    type: str
+    default: started
+  restart_stale:
+    description: With state=started, also restart (or reload) the stale units.
+    type: bool
+    default: true
+  hold:
+    description: >-
+      Units whose stale restart is left to the rolling restart at the end of the run (the controllers'
+      services, restarted one node at a time behind HAProxy); reported in C(held).
+    type: list
+    elements: str
+    default: []
+"""
+
+RELOAD_MARKS = "/run/viocli/reloaded"
+ERROR_WORDS = re.compile(r"error|cannot|can't|failed|fatal|alert|critical|denied|refused|unable|invalid", re.I)
+PROPERTIES = "Id,LoadState,ActiveState,SubState,UnitFileState,ActiveEnterTimestamp,NeedDaemonReload"
+
+
+def _service(name: str) -> str:
+    return name if "." in name else f"{name}.service"
+
+
+def show(module: AnsibleModule, names: list[str]) -> dict[str, dict[str, str]]:
+    """The properties of each unit (``systemctl show``), keyed by the names given."""
+    rc, out, err = module.run_command(
+        ["systemctl", "show", "--timestamp=us+utc", "-p", PROPERTIES, *(_service(n) for n in names)]
+    )
+    if rc != 0:
+        module.fail_json(msg=f"systemctl show failed: {err.strip() or out.strip()}")
+    blocks = [b for b in out.strip().split("\n\n") if b.strip()]
+    result = {}
+    for name, block in zip(names, blocks, strict=False):
+        result[name] = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+    return result
+
+
+def parse_timestamp(value: str) -> float | None:
+    """``Wed 2026-12-02 10:30:18.123456 UTC`` -> seconds since the epoch (None when empty)."""
+    value = value.strip()
+    if not value or value == "n/a":
+        return None
+    try:
+        stamp = datetime.strptime(value, "%a %Y-%m-%d %H:%M:%S.%f UTC")
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=UTC).timestamp()
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def package_mtime(package: str) -> float | None:
+    """When dpkg last installed ``package`` (its file list is rewritten on every install or upgrade)."""
+    times = [_mtime(f"/var/lib/dpkg/info/{package}{arch}.list") for arch in ("", ":amd64", ":arm64", ":all")]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def changed_since(unit: dict, since: float) -> list[str]:
+    """The files and packages of ``unit`` modified after ``since``."""
+    newer = [path for path in unit.get("files") or [] if (_mtime(path) or 0) > since]
+    newer += [f"package {p}" for p in unit.get("packages") or [] if (package_mtime(p) or 0) > since]
+    return newer
+
+
+def needs_daemon_reload(units: dict[str, dict], props: dict[str, dict[str, str]]) -> bool:
+    """systemd must read unit files again: it says so, or a unit or drop-in file the role manages
+    is newer than the unit's start (systemd does not notice a drop-in directory made after its load)."""
+    for name, unit in units.items():
+        p = props.get(name, {})
+        if p.get("NeedDaemonReload") == "yes":
+            return True
+        own = [path for path in unit.get("files") or [] if path.startswith(("/etc/systemd/", "/lib/systemd/"))]
+        since = parse_timestamp(p.get("ActiveEnterTimestamp", "")) if p.get("ActiveState") == "active" else None
+        if any((_mtime(path) or 0) > (since or 0) for path in own):
+            return True
+    return False
+
+
+def reload_mark(name: str) -> str:
+    return f"{RELOAD_MARKS}/{name}"
+
+
+def running_since(name: str, props: dict[str, str]) -> float | None:
+    """When the running unit last took its configuration: its activation, or a later reload."""
+    active = parse_timestamp(props.get("ActiveEnterTimestamp", ""))
+    if active is None:
+        return None
+    mark = _mtime(reload_mark(name))
+    return max(active, mark) if mark is not None else active
+
+
+def first_error(module: AnsibleModule, name: str) -> str:
+    """The first line of the unit's own error output in its last start (journal), else its state."""
+    _, out, _ = module.run_command(
+        ["journalctl", "-u", _service(name), "-n", "40", "--no-pager", "-o", "cat", "--since", "-10min"]
+    )
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    own = [line for line in lines if not line.startswith(("Starting ", "Stopping ", "Started ", "Stopped "))]
+    errors = [line for line in own if ERROR_WORDS.search(line) and "Failed with result" not in line]
+    if errors:
+        return errors[0]
+    if own:
+        return own[-1]
+    _, out, _ = module.run_command(["systemctl", "is-active", _service(name)])
+    return f"state {out.strip() or 'unknown'}, nothing in its journal"
+
+
+def _systemctl(module: AnsibleModule, verb: str, names: list[str]) -> list[tuple[str, str]]:
+    """Run ``systemctl verb`` on each unit (all at once: systemd runs the jobs in parallel); the failures."""
+    if not names:
+        return []
+    rc, _, _ = module.run_command(["systemctl", verb, *(_service(n) for n in names)])
+    if rc == 0:
+        return []
+    failures = []
+    for name in names:
+        state_rc, _, _ = module.run_command(["systemctl", "is-active", _service(name)])
+        if verb == "stop" and state_rc != 0:
+            continue
+        if verb != "stop" and state_rc == 0:
+            continue
+        failures.append((name, first_error(module, name)))
+    return failures or [(names[0], f"systemctl {verb} failed")]
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "units": {"type": "list", "elements": "dict", "required": True},
+            "state": {"type": "str", "default": "started", "choices": ["started", "stopped", "restarted", "checked"]},
+            "restart_stale": {"type": "bool", "default": True},
+            "hold": {"type": "list", "elements": "str", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    units = {unit["name"]: unit for unit in module.params["units"]}
+    state = module.params["state"]
+    props = show(module, list(units))
+    if needs_daemon_reload(units, props) and not module.check_mode:
+        module.run_command(["systemctl", "daemon-reload"], check_rc=True)  # a unit file the role rendered
+        props = show(module, list(units))
+    missing = [name for name, p in props.items() if p.get("LoadState") == "not-found"]
+    if missing:
+        module.fail_json(msg=f"no such unit on this node: {', '.join(missing)} (is its package installed?)")
+
+    result: dict = {"changed": False, "started": [], "stopped": [], "restarted": [], "reloaded": [],
+                    "enabled": [], "disabled": [], "stale": {}, "active": [], "held": []}  # fmt: skip
+    for name, unit in units.items():
+        p = props[name]
+        if p.get("ActiveState") == "active":
+            result["active"].append(name)
+            since = running_since(name, p)
+            newer = changed_since(unit, since) if since is not None else []
+            if newer:
+                result["stale"][name] = newer
+        if state == "checked" or p.get("UnitFileState") in ("static", "masked", "generated", "indirect"):
+            continue
+        want = "enabled" if unit.get("enabled", True) else "disabled"
+        if p.get("UnitFileState") != want:
+            result[want].append(name)
+
+    if state == "started":
+        result["started"] = [n for n in units if n not in result["active"]]
+        if module.params["restart_stale"]:
+            result["held"] = [n for n in result["stale"] if n in module.params["hold"]]
+            due = [n for n in result["stale"] if n not in result["held"]]
+            result["reloaded"] = [n for n in due if units[n].get("reload")]
+            result["restarted"] = [n for n in due if not units[n].get("reload")]
+    elif state == "stopped":
+        result["stopped"] = list(result["active"])
+    elif state == "restarted":
+        result["restarted"] = [n for n in units if n in result["active"]]
+        result["started"] = [n for n in units if n not in result["active"]]
+
+    actions = ("enabled", "disabled", "started", "restarted", "reloaded", "stopped")
+    result["changed"] = any(result[key] for key in actions)
+    if module.check_mode or not result["changed"]:
+        module.exit_json(**result)
+
+    verbs = {"enabled": "enable", "disabled": "disable", "stopped": "stop", "started": "start",
+             "restarted": "restart", "reloaded": "reload"}  # fmt: skip
+    failures: list[tuple[str, str]] = []
+    for key in actions:
+        failures += _systemctl(module, verbs[key], result[key])
+        if key == "reloaded" and result[key]:
+            os.makedirs(RELOAD_MARKS, exist_ok=True)
+            for name in result[key]:
+                with open(reload_mark(name), "w", encoding="utf-8"):
+                    pass
+    if failures:
+        result["failures"] = [{"unit": n, "error": e} for n, e in failures]
+        module.fail_json(msg="; ".join(f"{n}: {e}" for n, e in failures), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

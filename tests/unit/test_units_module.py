@@ -1,0 +1,58 @@
+"""The restart rule of the viocli_units module: a unit is stale when a file it reads, or its package,
+is newer than the moment it last took its configuration (start, or reload for reloading units)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+MODULE = Path(__file__).resolve().parents[2] / "playbooks" / "library" / "viocli_units.py"
+
+
+@pytest.fixture(scope="module")
+def units():
+    spec = importlib.util.spec_from_file_location("viocli_units", MODULE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_systemd_timestamps_parse_to_epoch_seconds(units) -> None:
+    assert units.parse_timestamp("Wed 2026-12-02 10:30:18.250000 UTC") == pytest.approx(1796207418.25)
+    assert units.parse_timestamp("") is None
+    assert units.parse_timestamp("n/a") is None
+
+
+def test_a_file_newer_than_the_process_makes_the_unit_stale(units, tmp_path: Path) -> None:
+    conf, other = tmp_path / "a.conf", tmp_path / "b.conf"
+    conf.write_text("x")
+    other.write_text("y")
+    os.utime(conf, (1000, 1000))
+    os.utime(other, (3000, 3000))
+    unit = {"name": "x", "files": [str(conf), str(other), str(tmp_path / "absent.conf")]}
+    assert units.changed_since(unit, 2000) == [str(other)]
+    assert units.changed_since(unit, 4000) == []
+
+
+def test_a_package_installed_after_the_start_makes_the_unit_stale(units, monkeypatch) -> None:
+    monkeypatch.setattr(units, "package_mtime", lambda package: {"nova-api": 5000.0}.get(package))
+    unit = {"name": "nova-api", "packages": ["nova-api", "python3-nova"]}
+    assert units.changed_since(unit, 4000) == ["package nova-api"]
+    assert units.changed_since(unit, 6000) == []
+
+
+def test_a_reload_after_the_start_counts_as_taking_the_configuration(units, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(units, "RELOAD_MARKS", str(tmp_path))
+    props = {"ActiveEnterTimestamp": "Wed 2026-12-02 10:30:18.000000 UTC"}
+    started = units.parse_timestamp(props["ActiveEnterTimestamp"])
+    assert units.running_since("haproxy", props) == started
+    mark = tmp_path / "haproxy"
+    mark.write_text("")
+    os.utime(mark, (started + 60, started + 60))
+    assert units.running_since("haproxy", props) == started + 60
+    os.utime(mark, (started - 60, started - 60))  # a mark from before the last start (a reboot keeps none)
+    assert units.running_since("haproxy", props) == started
+    assert units.running_since("haproxy", {"ActiveEnterTimestamp": ""}) is None

@@ -17,8 +17,18 @@ def viocli_unit(name: str, template: dict[str, Any] | None = None) -> dict[str, 
     return unit
 
 
+def viocli_units_on(units: list[dict[str, Any]], host: str) -> list[dict[str, Any]]:
+    """The units as they should be on ``host``: a unit whose descriptor names another ``node`` (the
+    active one of an active/passive service) is kept stopped here (``active: false``)."""
+    placed = []
+    for unit in units:
+        node = unit.get("node")
+        placed.append({**unit, "active": False} if node and str(node) != str(host) else dict(unit))
+    return placed
+
+
 class FilterModule:
     """Ansible's entry point for filter plugins."""
 
     def filters(self) -> dict:
-        return {"viocli_unit": viocli_unit}
+        return {"viocli_unit": viocli_unit, "viocli_units_on": viocli_units_on}

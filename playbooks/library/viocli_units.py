@@ -22,14 +22,15 @@ options:
   units:
     description: >-
       The units: dicts with C(name), C(files) (paths it reads), C(packages) (that ship it), C(enabled)
-      (start at boot; default true) and C(reload) (reload instead of restart when stale).
+      (start at boot; default true), C(reload) (reload instead of restart, hitless) and C(active)
+      (default true; false keeps the unit stopped on this node, as an active/passive service's standby).
     type: list
     elements: dict
     required: true
   state:
     description: >-
-      started (start what is not active, restart or reload what is stale), stopped, restarted (all),
-      or checked (report only).
+      started (start what is not active, restart or reload what is stale), stopped, restarted (restart,
+      or reload, every unit; start those not active), or checked (report only).
     type: str
     default: started
   restart_stale:
@@ -144,6 +145,18 @@ def first_error(module: AnsibleModule, name: str) -> str:
     return f"state {out.strip() or 'unknown'}, nothing in its journal"
 
 
+def failure_hint(names: list[str]) -> str:
+    """What the operator should do when these units failed."""
+    if "mariadb" in names:
+        return (
+            "if every database node went down, Galera has no primary component to join: run "
+            "`sudo viocli deployment start`, which recovers it from the most advanced node; otherwise see "
+            "`journalctl -u mariadb` on the node"
+        )
+    units = " ".join(f"-u {n}" for n in names)
+    return f"see `journalctl {units}` on the node, fix the cause, then run the same command again"
+
+
 def _systemctl(module: AnsibleModule, verb: str, names: list[str]) -> list[tuple[str, str]]:
     """Run ``systemctl verb`` on each unit (all at once: systemd runs the jobs in parallel); the failures."""
     if not names:
@@ -198,18 +211,24 @@ def main() -> None:
         if p.get("UnitFileState") != want:
             result[want].append(name)
 
+    standby = [n for n, u in units.items() if u.get("active", True) is False]
+    wanted = [n for n in units if n not in standby]
     if state == "started":
-        result["started"] = [n for n in units if n not in result["active"]]
+        result["started"] = [n for n in wanted if n not in result["active"]]
         if module.params["restart_stale"]:
             result["held"] = [n for n in result["stale"] if n in module.params["hold"]]
-            due = [n for n in result["stale"] if n not in result["held"]]
+            due = [n for n in result["stale"] if n not in result["held"] and n in wanted]
             result["reloaded"] = [n for n in due if units[n].get("reload")]
             result["restarted"] = [n for n in due if not units[n].get("reload")]
-    elif state == "stopped":
-        result["stopped"] = list(result["active"])
     elif state == "restarted":
-        result["restarted"] = [n for n in units if n in result["active"]]
-        result["started"] = [n for n in units if n not in result["active"]]
+        running = [n for n in wanted if n in result["active"]]
+        result["reloaded"] = [n for n in running if units[n].get("reload")]
+        result["restarted"] = [n for n in running if not units[n].get("reload")]
+        result["started"] = [n for n in wanted if n not in result["active"]]
+    if state == "stopped":
+        result["stopped"] = list(result["active"])
+    elif state != "checked":
+        result["stopped"] = [n for n in standby if n in result["active"]]
 
     actions = ("enabled", "disabled", "started", "restarted", "reloaded", "stopped")
     result["changed"] = any(result[key] for key in actions)
@@ -228,6 +247,7 @@ def main() -> None:
                     pass
     if failures:
         result["failures"] = [{"unit": n, "error": e} for n, e in failures]
+        result["viocli_hint"] = failure_hint([n for n, _ in failures])
         module.fail_json(msg="; ".join(f"{n}: {e}" for n, e in failures), **result)
     module.exit_json(**result)
 

@@ -6,6 +6,7 @@ they use the same bridge and addresses. Every scenario on the shared deployment 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,7 +32,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def lab_env(tmp_path_factory: pytest.TempPathFactory):
-    """An OMS of the session's own with the lab up, and the lab inventories pointing into it."""
+    """An OMS of the session's own with the lab up, and the lab inventories pointing into it.
+
+    For a developer: VIOCLI_TEST_OMS=DIR reuses the OMS in DIR (its lab up, its inventories in DIR/inv)
+    and leaves it up; the HA deployment is created there only if it does not exist yet.
+    """
+    reuse = os.environ.get("VIOCLI_TEST_OMS")
+    if reuse:
+        yield oms_env(Path(reuse)), Path(reuse) / "inv"
+        return
     root = tmp_path_factory.mktemp("oms")
     env = oms_env(root)
     up = run_viocli(env, "lab", "up")
@@ -80,4 +89,8 @@ def secrets_sampler(env: dict[str, str], deployment: str) -> ProcSampler:
 def ha(lab_env):
     """The HA deployment, created once per session: (env, inventories dir, create's output)."""
     env, inventories = lab_env
+    if (Path(env["VIOCLI_STATE_DIR"]) / "deployments" / HA / "known_hosts").exists() and os.environ.get(
+        "VIOCLI_TEST_OMS"
+    ):
+        return env, inventories, ""
     return env, inventories, create(env, inventories / "lab-ha.yml")

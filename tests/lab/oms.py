@@ -8,6 +8,11 @@ import sys
 import time
 from pathlib import Path
 
+# The lab HA deployment's addresses (inventory/lab-ha.yml).
+DATABASES = ("10.203.0.102", "10.203.0.103", "10.203.0.104")  # database01..03
+LOADBALANCERS = ("10.203.0.100", "10.203.0.101")
+CONTROLLERS = ("10.203.0.105", "10.203.0.106")
+INTERNAL_VIP, EXTERNAL_VIP = "10.203.0.90", "10.203.1.90"
 CATALOG_TYPES = {"identity", "image", "placement", "compute", "network", "volumev3", "orchestration", "cloudformation"}
 
 
@@ -74,8 +79,8 @@ def openstack(env: dict[str, str], deployment: str, external_vip: str):
     """An openstacksdk connection as the admin, through the external VIP, verifying its TLS certificate."""
     import openstack as sdk
 
-    password = run_viocli(env, "secrets", "show", "keystone_admin_password", "-d", deployment).stdout.strip()
-    ca_file = Path(env["VIOCLI_STATE_DIR"]) / "deployments" / deployment / "tls" / "external-ca.pem"
+    password = admin_password(env, deployment)
+    ca_file = external_ca(env, deployment)
     return sdk.connect(
         auth_url=f"https://{external_vip}:5000/v3",
         username="admin",
@@ -124,3 +129,65 @@ def wait_computes_up(conn, count: int, timeout: float = 300) -> None:
 def secrets_file(env: dict[str, str], deployment: str) -> Path:
     """The deployment's secrets store on the test's OMS (plain YAML: the lab never encrypts it)."""
     return Path(env["VIOCLI_STATE_DIR"]) / "deployments" / deployment / "secrets.yml"
+
+
+def admin_password(env: dict[str, str], deployment: str) -> str:
+    """The Keystone admin password, as an operator reads it (``viocli secrets show``)."""
+    return run_viocli(env, "secrets", "show", "keystone_admin_password", "-d", deployment).stdout.strip()
+
+
+def external_ca(env: dict[str, str], deployment: str) -> Path:
+    """The CA that signed the external VIP's generated certificate."""
+    return Path(env["VIOCLI_STATE_DIR"]) / "deployments" / deployment / "tls" / "external-ca.pem"
+
+
+def unit_started(env: dict[str, str], deployment: str, address: str, unit: str) -> float:
+    """When ``unit`` last became active on a node (seconds since the epoch; 0 when it is not active)."""
+    out = on_node(env, deployment, address, f"systemctl show -p ActiveEnterTimestamp --value --timestamp=unix {unit}")
+    return float(out.strip().lstrip("@") or 0)
+
+
+def file_mtime(env: dict[str, str], deployment: str, address: str, path: str) -> float:
+    """A file's modification time on a node."""
+    return float(on_node(env, deployment, address, f"stat -c %Y {path}").strip())
+
+
+def status_json(env: dict[str, str], deployment: str) -> list[dict]:
+    """``viocli deployment status --format json``, parsed (whatever its exit code)."""
+    import json
+
+    result = run_viocli(env, "deployment", "status", "-d", deployment, "--format", "json", timeout=120)
+    return json.loads(result.stdout)
+
+
+def lab_vcenter(env: dict[str, str]):
+    """A pyvmomi session with the lab's simulated vCenter, as its admin (TLS verified by the lab CA)."""
+    import json as _json
+
+    from viocli.lab.layout import MGMT
+    from viocli.vsphere.connection import connect
+
+    info = _json.loads((Path(env["VIOCLI_STATE_DIR"]) / "lab" / "lab.json").read_text())
+    user, password = Path(info["vcsim"]["credentials"]).read_text().splitlines()[:2]
+    return connect(str(MGMT.host_ip), 8989, user, password, ca_file=Path(info["vcsim"]["ca_file"]))
+
+
+def power(env: dict[str, str], vm_name: str, on: bool) -> None:
+    """Power a VM on or off through vSphere, as an operator (or a power cut) would."""
+    from pyVmomi import vim
+
+    from viocli.vsphere.objects import find
+    from viocli.vsphere.tasks import wait_for_tasks
+
+    si = lab_vcenter(env)
+    vm = find(si, vim.VirtualMachine, vm_name)
+    wait_for_tasks(si, [vm.PowerOnVM_Task() if on else vm.PowerOffVM_Task()])
+
+
+def netns_of(env: dict[str, str], hostname: str) -> str:
+    """The network namespace of a lab node (what `ip netns exec NS ...` takes), from `viocli lab status`."""
+    import json as _json
+
+    status = _json.loads(run_viocli(env, "lab", "status", "--format", "json").stdout)
+    vm = next(node["vm"] for node in status["nodes"] if node["hostname"] == hostname)
+    return f"violab-{vm}"

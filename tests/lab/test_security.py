@@ -25,6 +25,11 @@ import yaml
 
 from tests.lab.conftest import HA, configure, secrets_sampler
 from tests.lab.oms import (
+    CONTROLLERS,
+    DATABASES,
+    EXTERNAL_VIP,
+    INTERNAL_VIP,
+    LOADBALANCERS,
     check_openstack,
     daemons,
     on_node,
@@ -38,10 +43,6 @@ from tests.lab.sampler import flatten
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-DATABASES = ("10.203.0.102", "10.203.0.103", "10.203.0.104")  # database01..03
-LOADBALANCERS = ("10.203.0.100", "10.203.0.101")
-CONTROLLERS = ("10.203.0.105", "10.203.0.106")
-INTERNAL_VIP, EXTERNAL_VIP = "10.203.0.90", "10.203.1.90"
 HAND_SET = (
     "keystone_admin_password",
     "nova_db_password",

@@ -31,20 +31,33 @@ def _plan_playbooks() -> set[str]:
     }
 
 
-def _plan_actions() -> dict[str, set[str]]:
-    """playbook -> the viocli_action values plans.py passes to it (from the PlaybookRun calls)."""
-    tree = ast.parse(inspect.getsource(plans))
+def _plan_actions(deployment) -> dict[str, set[str]]:
+    """playbook -> the viocli_action values the plans pass to it, from every run they make."""
+    runs = [
+        plans.deploy(deployment),
+        plans.configure(deployment),
+        plans.rotate_secrets(deployment, ["nova_db_password"]),
+        plans.start(deployment),
+        plans.stop(deployment),
+        *(plans.services(deployment, action) for action in plans.SERVICE_PLAYBOOKS),
+    ]
+    named = {run.playbook for run in runs}
+    assert named == _plan_playbooks(), "a plan is missing from this test: add it to the runs above"
     actions: dict[str, set[str]] = {}
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "PlaybookRun"):
-            continue
-        playbook = node.args[0].value  # type: ignore[attr-defined]
-        for keyword in node.keywords:
-            if keyword.arg == "extravars" and isinstance(keyword.value, ast.Dict):
-                for key, value in zip(keyword.value.keys, keyword.value.values, strict=True):
-                    if getattr(key, "value", None) == "viocli_action":
-                        actions.setdefault(playbook, set()).add(value.value)  # type: ignore[attr-defined]
+    for run in runs:
+        actions.setdefault(run.playbook, set()).add(run.extravars["viocli_action"])
     return actions
+
+
+@pytest.fixture
+def deployment(viocli_env, example):
+    from viocli.ops.context import resolve_deployment
+    from viocli.secrets.store import SecretStore
+    from viocli.settings import load_settings
+
+    settings = load_settings()
+    SecretStore(settings.deployment_dir("vio-prod")).set("vcenter_password", "VcPass-0123456789")
+    return resolve_deployment(settings, None, example("ha"), None)
 
 
 def _roles_of(playbook: Path) -> set[str]:
@@ -82,9 +95,9 @@ def test_role_main_is_the_action_include(role: str) -> None:
     assert "always" in task.get("tags", [])
 
 
-def test_every_role_has_the_actions_its_playbooks_run() -> None:
+def test_every_role_has_the_actions_its_playbooks_run(deployment) -> None:
     missing = []
-    for playbook, actions in _plan_actions().items():
+    for playbook, actions in _plan_actions(deployment).items():
         for role in _roles_of(PLAYBOOKS / playbook):
             for action in actions:
                 if not (PLAYBOOKS / "roles" / role / "tasks" / f"{action}.yml").is_file():

@@ -65,3 +65,36 @@ def rotate_secrets(deployment: Deployment, names: Iterable[str]) -> PlaybookRun:
     return PlaybookRun(
         "configure.yml", extravars={"viocli_action": "configure", "viocli_rotated_secrets": sorted(names)}
     )
+
+
+def start(deployment: Deployment) -> PlaybookRun:
+    """Start every service that does not run, in dependency order (Galera from its most advanced member)."""
+    return PlaybookRun("start.yml", extravars={"viocli_action": "start"})
+
+
+def stop(deployment: Deployment) -> PlaybookRun:
+    """Stop every service in reverse dependency order (Galera last, one member at a time)."""
+    return PlaybookRun("stop.yml", extravars={"viocli_action": "stop"})
+
+
+SERVICE_PLAYBOOKS = {"start": "start.yml", "stop": "stop.yml", "restart": "restart.yml"}
+
+
+def services(
+    deployment: Deployment,
+    action: str,
+    *,
+    roles: Sequence[str] = (),
+    nodes: Sequence[str] = (),
+    services: Sequence[str] = (),
+) -> PlaybookRun:
+    """Start, stop or restart (rolling) the services, on some roles or nodes, or some services, only.
+
+    ``services`` are names of the service descriptors (viocli.services); the caller checks them.
+    """
+    if action not in SERVICE_PLAYBOOKS:
+        raise BadInput(f"unknown service action {action!r}; use one of {', '.join(SERVICE_PLAYBOOKS)}")
+    extravars: dict[str, object] = {"viocli_action": action}
+    if services:
+        extravars["viocli_service_filter"] = sorted(set(services))
+    return PlaybookRun(SERVICE_PLAYBOOKS[action], limit=check_limit(deployment, [*roles, *nodes]), extravars=extravars)

@@ -24,7 +24,7 @@ from viocli.errors import NodesUnreachable, OperationFailed
 from viocli.logsetup import get_logger
 from viocli.redact import REDACTOR
 from viocli.runner.plan import PlaybookRun
-from viocli.runner.progress import ANSI_RE, RESULT_EVENTS, RunProgress, result_message
+from viocli.runner.progress import ANSI_RE, RESULT_EVENTS, RunProgress, result_hint, result_message
 from viocli.runner.settings import ansible_env
 from viocli.secrets.catalog import secret_values
 
@@ -73,6 +73,7 @@ class _Collector:
     failures: dict[str, list[str]] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
     stdout: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)  # what the failed tasks say to do
 
 
 class _DataDumper(yaml.SafeDumper):
@@ -206,6 +207,9 @@ def run_playbook(
             collected.failures.setdefault(data.get("host", "?"), []).append(
                 f"TASK [{data.get('task', '?')}]: {result_message(data)}"
             )
+            hint = result_hint(data)
+            if hint and hint not in collected.hints:
+                collected.hints.append(hint)
         elif RESULT_EVENTS.get(kind) == "unreachable":
             collected.unreachable[data.get("host", "?")] = result_message(data)
         elif kind == "playbook_on_stats":
@@ -317,7 +321,7 @@ def _outcome(
     if failed_hosts:
         raise OperationFailed(
             f"{where} failed on {', '.join(failed_hosts)}",
-            hint="fix the cause shown above, then run the same command again: it resumes",
+            hint="; ".join(collected.hints) or "fix the cause shown above, then run the same command again: it resumes",
             details=details,
         )
     if status != "successful" or rc != 0:

@@ -29,16 +29,45 @@ def _elapsed(seconds: float) -> str:
     return f"{minutes:02d}:{secs:02d}"
 
 
+GENERIC_MESSAGES = ("non-zero return code", "One or more items failed", "MODULE FAILURE")
+
+
+def _reason(res: dict[str, Any]) -> str:
+    """A result's own error: its message, unless that only says that the command failed."""
+    message = str(res.get("msg") or "")
+    keys = ("stderr", "reason", "module_stderr", "stdout") if message.startswith(GENERIC_MESSAGES) else ()
+    for key in (*keys, "msg", "stderr", "reason", "module_stderr", "stdout"):
+        value = res.get(key)
+        if value:
+            lines = [line.strip() for line in str(value).splitlines() if line.strip()]
+            return " ".join(lines[0].split())[:400] if key != "msg" and lines else " ".join(str(value).split())[:400]
+    return "(no message)"
+
+
 def result_message(event_data: dict[str, Any]) -> str:
-    """The most useful one-line reason from a task result."""
+    """The most useful one-line reason from a task result: for a loop, the first failed item's own."""
     res = event_data.get("res") or {}
     if not isinstance(res, dict):
         return str(res)
-    for key in ("msg", "stderr", "reason", "module_stderr", "stdout"):
-        value = res.get(key)
-        if value:
-            return " ".join(str(value).split())[:400]
-    return "(no message)"
+    items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    if items:
+        item = items[0]
+        label = item.get("_ansible_item_label", item.get("item"))
+        where = f"{item.get('_ansible_delegated_vars', {}).get('ansible_host', '')}".strip()
+        prefix = f"{label}: " if label is not None else ""
+        return prefix + _reason(item) + (f" (on {where})" if where and where != label else "")
+    return _reason(res)
+
+
+def result_hint(event_data: dict[str, Any]) -> str | None:
+    """The hint a task result carries (``viocli_hint``, set by viocli's own modules), if any."""
+    res = event_data.get("res") or {}
+    if not isinstance(res, dict):
+        return None
+    for result in [res, *(r for r in res.get("results") or [] if isinstance(r, dict))]:
+        if result.get("viocli_hint"):
+            return str(result["viocli_hint"])
+    return None
 
 
 class RunProgress:

@@ -1,0 +1,231 @@
+"""Faults injected the way reality does, on the shared HA deployment (issue 9): every MariaDB killed at
+once, a clean stop and start, a rolling `services restart`, a database node cut off from the others,
+and the active load balancer powered off through vSphere. Clients record what they saw; each test
+asserts on those records and on `deployment status`, and leaves the deployment healthy.
+
+Needs root and the lab.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+
+import pytest
+
+from tests.lab.clients import ApiClientLoop, RowWriterLoop
+from tests.lab.conftest import HA
+from tests.lab.oms import (
+    DATABASES,
+    EXTERNAL_VIP,
+    INTERNAL_VIP,
+    LOADBALANCERS,
+    admin_password,
+    check_openstack,
+    external_ca,
+    netns_of,
+    on_node,
+    on_node_run,
+    power,
+    run_viocli,
+    status_json,
+)
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+COLLECTORS = {
+    "VerifyVMPowerState",
+    "VerifyNodeReachable",
+    "VerifyTimeSynchronization",
+    "VerifyGaleraCluster",
+    "VerifyRabbitMQCluster",
+    "VerifyMemcached",
+    "VerifyHAProxyBackends",
+    "VerifyVIPs",
+    "VerifyOpenStackAPIs",
+    "VerifyNovaComputeServices",
+    "VerifyDiskSpace",
+}
+
+
+def _status(env: dict[str, str]) -> dict[str, dict]:
+    return {r["collector_name"]: r for r in status_json(env, HA)}
+
+
+def _assert_healthy(env: dict[str, str]) -> None:
+    results = _status(env)
+    assert set(results) == COLLECTORS
+    failed = {name: r for name, r in results.items() if r["overall_status"] == "FAILURE"}
+    assert failed == {}, failed
+
+
+def _viocli_ok(env: dict[str, str], *args: str) -> str:
+    result = run_viocli(env, *args, timeout=3600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def writer_account(ha):
+    """A database and user of the test's own, for the row-writing client (password over stdin)."""
+    env, _, _ = ha
+    password = secrets.token_urlsafe(16)
+    sql = (
+        "CREATE DATABASE IF NOT EXISTS viocli_probe;\n"
+        f"CREATE OR REPLACE USER 'probe'@'%' IDENTIFIED BY '{password}';\n"
+        "GRANT ALL ON viocli_probe.* TO 'probe'@'%';\n"
+    )
+    done = on_node_run(env, HA, DATABASES[0], "mysql --batch", stdin=sql)
+    assert done.returncode == 0, done.stderr
+    return {"host": INTERNAL_VIP, "user": "probe", "password": password, "database": "viocli_probe"}
+
+
+def _galera(env: dict[str, str]) -> list[dict[str, str]]:
+    query = (
+        "SHOW GLOBAL STATUS WHERE Variable_name IN "
+        "('wsrep_cluster_size','wsrep_cluster_status','wsrep_local_state_comment')"
+    )
+    states = []
+    for address in DATABASES:
+        out = on_node(env, HA, address, f'mysql -N -B -e "{query}"')
+        states.append(dict(line.split("\t") for line in out.strip().splitlines()))
+    return states
+
+
+def test_status_lists_every_collector_and_is_green_on_a_healthy_deployment(ha) -> None:
+    env, _, _ = ha
+    started = time.monotonic()
+    result = run_viocli(env, "deployment", "status", "-d", HA, "--format", "json", timeout=120)
+    print(f"deployment status: {time.monotonic() - started:.1f} s")
+    results = json.loads(result.stdout)
+    assert {r["collector_name"] for r in results} == COLLECTORS
+    for r in results:
+        assert {"collector_name", "overall_status", "nodes", "message", "action"} <= set(r)
+        assert r["overall_status"] in ("SUCCESS", "WARNING"), r
+    assert result.returncode == 0
+
+
+def test_all_databases_killed_at_once_come_back_with_every_acknowledged_row(ha, writer_account) -> None:
+    env, _, _ = ha
+    try:
+        with RowWriterLoop(**writer_account) as writer:
+            time.sleep(3)
+            # kill -9 of mysqld on the three nodes at once, by the pid from its pid file
+            kills = [
+                subprocess.Popen(
+                    [*_ssh(env, address), "kill -9 $(cat /run/mysqld/mysqld.pid)"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
+                for address in DATABASES
+            ]
+            assert all(k.wait(timeout=60) == 0 for k in kills)
+            time.sleep(3)
+            _viocli_ok(env, "deployment", "start", "-d", HA)
+            time.sleep(3)
+        states = _galera(env)
+        assert all(s["wsrep_local_state_comment"] == "Synced" for s in states), states
+        assert all(s["wsrep_cluster_size"] == "3" for s in states), states
+        assert all(s["wsrep_cluster_status"] == "Primary" for s in states), states
+        assert len(writer.acknowledged) > 20
+        assert writer.missing() == []
+    finally:
+        _assert_healthy(env)
+
+
+def test_clean_stop_then_start(ha, writer_account) -> None:
+    env, _, _ = ha
+    try:
+        with RowWriterLoop(**writer_account) as writer:
+            time.sleep(3)
+        acknowledged = list(writer.acknowledged)
+        _viocli_ok(env, "deployment", "stop", "-d", HA, "--force")
+        powered = _status(env)["VerifyVMPowerState"]
+        assert powered["overall_status"] == "FAILURE" and len(powered["nodes"]) == 9, powered
+        _viocli_ok(env, "deployment", "start", "-d", HA)
+        check_openstack(env, HA, EXTERNAL_VIP, compute_hosts=2)
+        writer.acknowledged = acknowledged
+        assert writer.missing() == []
+    finally:
+        _assert_healthy(env)
+
+
+def test_services_restart_is_rolling_with_zero_failed_requests(ha, writer_account) -> None:
+    env, _, _ = ha
+    try:
+        client = ApiClientLoop(EXTERNAL_VIP, admin_password(env, HA), external_ca(env, HA))
+        with client, RowWriterLoop(**writer_account) as writer:
+            _viocli_ok(env, "services", "restart", "-d", HA)
+        assert len(client.records) > 50
+        assert client.failures == [], client.failures[:5]
+        assert writer.missing() == []
+    finally:
+        _assert_healthy(env)
+
+
+def test_a_cut_off_database_node_is_reported_and_rejoins(ha) -> None:
+    env, _, _ = ha
+    netns = netns_of(env, "database03")
+    queues = _queues(env)
+    try:
+        subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "set", "eth0", "down"], check=True)
+        time.sleep(20)  # RabbitMQ notices a lost peer after its net_ticktime (pause_minority then pauses it)
+        rabbit = _status(env)["VerifyRabbitMQCluster"]
+        assert rabbit["overall_status"] == "FAILURE" and "database03" in rabbit["nodes"], rabbit
+    finally:
+        subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "set", "eth0", "up"], check=True)
+    deadline = time.monotonic() + 180
+    while _status(env)["VerifyRabbitMQCluster"]["overall_status"] != "SUCCESS":
+        if time.monotonic() > deadline:
+            _viocli_ok(env, "services", "restart", "-d", HA, "--service", "rabbitmq", "--node", "database03")
+            break
+        time.sleep(10)
+    _assert_healthy(env)
+    assert _queues(env) >= queues
+
+
+def test_active_load_balancer_powered_off_moves_the_vips_and_comes_back_as_standby(ha) -> None:
+    env, _, _ = ha
+    holders = [lb for lb in LOADBALANCERS if f" {EXTERNAL_VIP}/" in on_node(env, HA, lb, "ip -o -4 addr show")]
+    assert len(holders) == 1
+    active = holders[0]
+    name = f"loadbalancer0{LOADBALANCERS.index(active) + 1}"
+    vm = f"vio-lab-ha-LoadBalancer-{LOADBALANCERS.index(active)}"
+    standby = next(lb for lb in LOADBALANCERS if lb != active)
+    client = ApiClientLoop(EXTERNAL_VIP, admin_password(env, HA), external_ca(env, HA), pause=0.1)
+    try:
+        with client:
+            time.sleep(2)
+            power(env, vm, on=False)
+            cut = time.time()
+            deadline = time.monotonic() + 60
+            while not any(r.ok and r.at > cut + 1 for r in client.records) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        back = min((r.at for r in client.records if r.ok and r.at > cut), default=None)
+        assert back is not None, "the API never answered again through the VIP"
+        print(f"API answered again through the external VIP {back - cut:.1f} s after the power-off")
+        addresses = on_node(env, HA, standby, "ip -o -4 addr show")
+        assert f" {EXTERNAL_VIP}/" in addresses and f" {INTERNAL_VIP}/" in addresses
+        results = _status(env)
+        assert name in results["VerifyVMPowerState"]["nodes"]
+        assert results["VerifyVMPowerState"]["overall_status"] == "FAILURE"
+    finally:
+        power(env, vm, on=True)
+        _viocli_ok(env, "deployment", "start", "-d", HA)
+    for vip in (EXTERNAL_VIP, INTERNAL_VIP):
+        held = [lb for lb in LOADBALANCERS if f" {vip}/" in on_node(env, HA, lb, "ip -o -4 addr show")]
+        assert held == [standby], (vip, held)  # the one that came back is the standby
+    _assert_healthy(env)
+
+
+def _queues(env: dict[str, str]) -> set[str]:
+    out = on_node(env, HA, DATABASES[0], "rabbitmqctl --quiet list_queues --formatter json name")
+    return {q["name"] for q in json.loads(out)}
+
+
+def _ssh(env: dict[str, str], address: str) -> list[str]:
+    from tests.lab.oms import ssh_command
+
+    return ssh_command(env, HA, address)

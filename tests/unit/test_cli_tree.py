@@ -47,12 +47,9 @@ DESIGN_COMMANDS = [
 
 # Commands not built yet, with arguments that parse, and whether they change things (need root).
 NOT_LANDED = [
-    (["deployment", "start"], True),
-    (["deployment", "stop"], True),
     (["deployment", "getlogs"], True),
     (["deployment", "destroy", "-f"], True),
     (["deployment", "cert-req-create"], True),
-    (["services", "restart", "--role", "controller"], True),
     (["backup", "openstack_db", "10.0.0.5:/vio_backup"], True),
     (["backup", "mgmt_server", "10.0.0.5:/vio_backup"], True),
     (["backup", "list"], False),

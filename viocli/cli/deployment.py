@@ -133,19 +133,62 @@ def configure(
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)
 @common_options
-@not_landed("the lifecycle playbooks")
 @requires_root
 def start() -> None:
-    """Power on the VMs and start every service (Galera from the most advanced node)."""
+    """Power on the VMs and start every service (Galera from the most advanced node), then check health.
+
+    Prints the health table of `deployment status` at the end; exit 1 if a check reports FAILURE.
+    Resumable: run it again after a failure.
+    """
+    from viocli.ops.lifecycle import start as start_deployment
+    from viocli.settings import load_settings
+
+    start_deployment(
+        load_settings(),
+        deployment_name(),
+        say=lambda text: click.echo(f"viocli: {text}", err=True),
+        show_status=_print_status_table,
+        verbosity=verbosity(),
+    )
 
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)
-@force_option
+@click.option(
+    "-f",
+    "--force",
+    is_flag=True,
+    help="Do not ask; stop the services on the nodes whose VMs are on even "
+    "when others are off already, then power them off.",
+)
 @common_options
-@not_landed("the lifecycle playbooks")
 @requires_root
 def stop(force: bool) -> None:
-    """Stop every service and power off the VMs."""
+    """Stop every service (Galera last), then power off the VMs (asks unless --force).
+
+    No VM is powered off when a service did not stop cleanly. Resumable: run it again after a failure.
+    """
+    from viocli.ops.lifecycle import stop as stop_deployment
+    from viocli.settings import load_settings
+
+    def confirm(lines: list[str]) -> bool:
+        for line in lines:
+            click.echo(line)
+        return force or click.confirm("stop this deployment and power off its VMs?", default=False, err=True)
+
+    result = stop_deployment(
+        load_settings(),
+        deployment_name(),
+        confirm=confirm,
+        say=lambda text: click.echo(f"viocli: {text}", err=True),
+        force=force,
+        verbosity=verbosity(),
+    )
+    if result.already_stopped:
+        click.echo(f"deployment {result.deployment} is already stopped: all {result.nodes} VMs are powered off")
+        return
+    stopped = "services stopped, " if result.stopped is not None else ""
+    left = f"; left as they were: {', '.join(result.left_off)}" if result.left_off else ""
+    click.echo(f"deployment {result.deployment} is stopped: {stopped}{len(result.powered_off)} VMs powered off{left}")
 
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)

@@ -20,52 +20,11 @@ def power_states(
     """node name -> its VM's ``runtime.powerState`` (None: no such VM), read in one property-collector call.
 
     A VM is the one recorded in the state store (``vm_id``, its managed object id), else the one with
-    the node's VM name in the datacenter.
+    the node's VM name in the datacenter (:func:`viocli.vsphere.power.find_vms`).
     """
-    from pyVmomi import vim, vmodl
+    from viocli.vsphere.power import find_vms
 
-    from viocli.vsphere.objects import find
-
-    content = si.RetrieveContent()
-    dc = find(si, vim.Datacenter, datacenter, what="datacenter")
-    view = content.viewManager.CreateContainerView(dc.vmFolder, [vim.VirtualMachine], True)
-    pc = vmodl.query.PropertyCollector
-    try:
-        spec = pc.FilterSpec(
-            objectSet=[
-                pc.ObjectSpec(
-                    obj=view,
-                    skip=True,
-                    selectSet=[pc.TraversalSpec(name="view", path="view", skip=False, type=vim.view.ContainerView)],
-                )
-            ],
-            propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["name", "runtime.powerState"])],
-        )
-        collector = content.propertyCollector
-        page = collector.RetrievePropertiesEx([spec], pc.RetrieveOptions())
-        objects = []
-        while page is not None:
-            objects.extend(page.objects)
-            page = collector.ContinueRetrievePropertiesEx(page.token) if page.token else None
-    finally:
-        view.Destroy()
-    by_id: dict[str, str] = {}
-    by_name: dict[str, list[str]] = {}
-    for item in objects:
-        props = {p.name: p.val for p in item.propSet}
-        state = str(props.get("runtime.powerState"))
-        by_id[item.obj._moId] = state
-        by_name.setdefault(str(props.get("name")), []).append(state)
-    states: dict[str, str | None] = {}
-    for node in nodes:
-        vm_id = vm_ids.get(node.name)
-        if vm_id and vm_id in by_id:
-            states[node.name] = by_id[vm_id]
-        elif len(by_name.get(node.vm_name, [])) == 1:
-            states[node.name] = by_name[node.vm_name][0]
-        else:
-            states[node.name] = None
-    return states
+    return {name: found.power_state for name, found in find_vms(si, datacenter, nodes, vm_ids).items()}
 
 
 def verify_vm_power_state(ctx: StatusContext) -> Result:

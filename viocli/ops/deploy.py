@@ -54,6 +54,15 @@ def plan_lines(deployment: Deployment) -> list[str]:
     return lines
 
 
+def connect_vcenter(deployment: Deployment, password: str) -> Any:
+    """Log in to the deployment's vCenter (a relative ``tls.ca_file`` is next to the inventory)."""
+    vc = deployment.loaded.model.vcenter
+    ca_file = vc.tls.ca_file
+    if ca_file is not None and not ca_file.is_absolute():
+        ca_file = deployment.loaded.path.parent / ca_file
+    return connect(vc.host, vc.port, vc.user, password, ca_file=ca_file, insecure=vc.tls.insecure)
+
+
 def wait_for_ssh(addresses: Mapping[str, str], timeout: float = SSH_WAIT_SECONDS) -> None:
     """Wait until every node's sshd answers with its banner (no vSphere event says so)."""
     pending = dict(addresses)
@@ -97,11 +106,7 @@ def create(
         store.set_deployment_status(deployment.name, "provisioning")
         secrets = load_secrets(settings, deployment)  # generates on first use; needs the vCenter password
         _, public_key = oms_keypair(settings.state_dir)
-        vc = deployment.loaded.model.vcenter
-        ca_file = None
-        if vc.tls.ca_file is not None:
-            ca_file = vc.tls.ca_file if vc.tls.ca_file.is_absolute() else inventory_path.parent / vc.tls.ca_file
-        si = connect(vc.host, vc.port, vc.user, secrets["vcenter_password"], ca_file=ca_file, insecure=vc.tls.insecure)
+        si = connect_vcenter(deployment, secrets["vcenter_password"])
         result = provision(si, deployment.loaded.model, deployment.nodes, oms_public_key=public_key, say=say)
         for name, vm_id in result.vm_ids.items():
             store.update_node(deployment.name, name, vm_id=vm_id, status="running")

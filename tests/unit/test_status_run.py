@@ -59,7 +59,7 @@ def test_reachability_is_probed_once_per_node_whatever_the_collectors() -> None:
         assert shell.calls_to(node.name).count("true") == 1
 
 
-def test_an_unreachable_node_is_reported_once_and_skipped_by_the_others() -> None:
+def test_an_unreachable_node_is_reported_once_and_skipped_by_the_others_but_cluster_members() -> None:
     _, nodes = ha_deployment()
     shell = FakeShell(nodes)
     shell.down.update({"database03", "controller02"})
@@ -81,10 +81,15 @@ def test_an_unreachable_node_is_reported_once_and_skipped_by_the_others() -> Non
     reach = results.pop("VerifyNodeReachable")
     assert reach.overall_status is Status.FAILURE
     assert reach.nodes == ["controller02", "database03"]
+    # A cluster member nobody can reach is a cluster nobody can vouch for: Galera and RabbitMQ name it.
+    for name in ("VerifyGaleraCluster", "VerifyRabbitMQCluster"):
+        cluster = results.pop(name)
+        assert cluster.overall_status is Status.FAILURE, name
+        assert cluster.nodes == ["database03"], name
+        assert "database03: unreachable, so its" in cluster.message
     for name, result in results.items():
         assert not {"database03", "controller02"} & set(result.nodes), name
         assert result.overall_status is Status.SUCCESS, (name, result.message)
-    assert "not checked on unreachable database03" in results["VerifyGaleraCluster"].message
     assert "not checked on unreachable controller02" in results["VerifyMemcached"].message
     assert shell.calls_to("database03") == ["true"], "one SSH attempt to a dead node, not one per collector"
     assert shell.calls_to("controller02") == ["true"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from viocli.health import actions
@@ -114,6 +115,7 @@ def verify_galera_cluster(ctx: StatusContext) -> Result:
                 )
             )
     size = max((s for s in sizes.values() if s is not None), default=0)
+    findings += _unconfirmed_members(skipped, "Galera")
     return conclude(
         GALERA,
         findings,
@@ -121,6 +123,19 @@ def verify_galera_cluster(ctx: StatusContext) -> Result:
         details=details,
         skipped=skipped,
     )
+
+
+def _unconfirmed_members(skipped: Sequence[str], cluster: str) -> list[Finding]:
+    """A member this run cannot reach is not a member anyone can vouch for: the cluster is degraded."""
+    return [
+        Finding(
+            Status.FAILURE,
+            f"{node}: unreachable, so its {cluster} membership cannot be confirmed (see VerifyNodeReachable)",
+            (node,),
+            "bring the node back on the network (VerifyNodeReachable says what fails), then run status again",
+        )
+        for node in skipped
+    ]
 
 
 def _int(value: str | None) -> int | None:
@@ -202,6 +217,7 @@ def verify_rabbitmq_cluster(ctx: StatusContext) -> Result:
         )
         for node, problems in sorted(bad.items())
     ]
+    findings += _unconfirmed_members(skipped, "RabbitMQ")
     return conclude(
         RABBITMQ,
         findings,

@@ -57,7 +57,9 @@ def test_a_failed_loop_names_the_item_and_its_own_error() -> None:
                     "failed": True,
                     "msg": "non-zero return code",
                     "rc": 1,
-                    "stderr": '2026/12/02 socat[7] E connect(5, AF=1 "/run/haproxy/admin.sock", 25): No such file\nmore',
+                    "stderr": (
+                        '2026/12/02 socat[7] E connect(5, AF=1 "/run/haproxy/admin.sock", 25): No such file\nmore'
+                    ),
                     "viocli_hint": "start HAProxy on loadbalancer02",
                 },
             ],

@@ -67,9 +67,9 @@ def create(env: dict[str, str], inventory: Path) -> str:
     return result.stdout
 
 
-def configure(env: dict[str, str], deployment: str) -> int:
-    """``deployment configure`` through the CLI; how many things it changed."""
-    result = run_viocli(env, "deployment", "configure", "-d", deployment, timeout=3600)
+def configure(env: dict[str, str], deployment: str, *options: str) -> int:
+    """``deployment configure`` (with ``options``, e.g. ``-t keystone``) through the CLI; how many things it changed."""
+    result = run_viocli(env, "deployment", "configure", "-d", deployment, *options, timeout=3600)
     assert result.returncode == 0, result.stdout + result.stderr
     changed = re.search(r"configure changed (\d+) things", result.stdout)
     assert changed, result.stdout

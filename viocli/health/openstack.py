@@ -106,7 +106,7 @@ def verify_nova_compute_services(ctx: StatusContext) -> Result:
     findings, details, skipped = [], [], []
     for host, (cluster, node) in sorted(serving.items()):
         service = by_host.get(host)
-        restart = actions.service("restart", "nova-compute", node, ctx.deployment)
+        restart = actions.service("restart", "nova_compute", node, ctx.deployment)
         if node in unreachable:
             skipped.append(node)
             continue

@@ -246,6 +246,8 @@ def remove_cgroups(key: str) -> None:
                 directory.rmdir()
         with contextlib.suppress(OSError):
             top.rmdir()
+        with contextlib.suppress(OSError):
+            top.parent.rmdir()  # the lab's own cgroup, once its last node is gone
 
 
 def _boot_command(key: str, spec: NodeSpec, root: Path) -> list[str]:

@@ -116,6 +116,11 @@ def needs_daemon_reload(units: dict[str, dict], props: dict[str, dict[str, str]]
     return False
 
 
+def running(props: dict[str, str]) -> bool:
+    """The unit has processes or is getting them: active, or being started, reloaded or restarted."""
+    return props.get("ActiveState") in ("active", "activating", "reloading") or props.get("SubState") == "auto-restart"
+
+
 def reload_mark(name: str) -> str:
     return f"{RELOAD_MARKS}/{name}"
 
@@ -196,9 +201,13 @@ def main() -> None:
         module.fail_json(msg=f"no such unit on this node: {', '.join(missing)} (is its package installed?)")
 
     result: dict = {"changed": False, "started": [], "stopped": [], "restarted": [], "reloaded": [],
-                    "enabled": [], "disabled": [], "stale": {}, "active": [], "held": []}  # fmt: skip
+                    "enabled": [], "disabled": [], "stale": {}, "active": [], "held": [],
+                    "states": {}, "running": []}  # fmt: skip
     for name, unit in units.items():
         p = props[name]
+        result["states"][name] = p.get("ActiveState", "unknown")
+        if running(p):
+            result["running"].append(name)
         if p.get("ActiveState") == "active":
             result["active"].append(name)
             since = running_since(name, p)
@@ -221,14 +230,14 @@ def main() -> None:
             result["reloaded"] = [n for n in due if units[n].get("reload")]
             result["restarted"] = [n for n in due if not units[n].get("reload")]
     elif state == "restarted":
-        running = [n for n in wanted if n in result["active"]]
-        result["reloaded"] = [n for n in running if units[n].get("reload")]
-        result["restarted"] = [n for n in running if not units[n].get("reload")]
+        up = [n for n in wanted if n in result["active"]]
+        result["reloaded"] = [n for n in up if units[n].get("reload")]
+        result["restarted"] = [n for n in up if not units[n].get("reload")]
         result["started"] = [n for n in wanted if n not in result["active"]]
     if state == "stopped":
-        result["stopped"] = list(result["active"])
+        result["stopped"] = list(result["running"])  # also a unit systemd is starting or restarting
     elif state != "checked":
-        result["stopped"] = [n for n in standby if n in result["active"]]
+        result["stopped"] = [n for n in standby if n in result["running"]]
 
     actions = ("enabled", "disabled", "started", "restarted", "reloaded", "stopped")
     result["changed"] = any(result[key] for key in actions)

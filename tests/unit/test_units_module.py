@@ -56,3 +56,12 @@ def test_a_reload_after_the_start_counts_as_taking_the_configuration(units, tmp_
     os.utime(mark, (started - 60, started - 60))  # a mark from before the last start (a reboot keeps none)
     assert units.running_since("haproxy", props) == started
     assert units.running_since("haproxy", {"ActiveEnterTimestamp": ""}) is None
+
+
+def test_a_unit_being_started_or_restarted_counts_as_running_for_a_stop(units) -> None:
+    assert units.running({"ActiveState": "active", "SubState": "running"})
+    assert units.running({"ActiveState": "activating", "SubState": "start"})
+    assert units.running({"ActiveState": "activating", "SubState": "auto-restart"})
+    assert units.running({"ActiveState": "failed", "SubState": "auto-restart"})
+    assert not units.running({"ActiveState": "inactive", "SubState": "dead"})
+    assert not units.running({"ActiveState": "failed", "SubState": "failed"})

@@ -22,24 +22,15 @@ import time
 
 import pytest
 
-from tests.lab.conftest import HA
-from tests.lab.oms import on_node, on_node_run, openstack, run_viocli
+from tests.lab.conftest import HA, configure
+from tests.lab.oms import CONTROLLERS as CONTROLLER_ADDRESSES
+from tests.lab.oms import EXTERNAL_VIP, on_node, on_node_run, openstack
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
-CONTROLLERS = {"controller01": "10.203.0.105", "controller02": "10.203.0.106"}
-EXTERNAL_VIP = "10.203.1.90"
+CONTROLLERS = dict(zip(("controller01", "controller02"), CONTROLLER_ADDRESSES, strict=True))
 BACKEND = "vmware@vmdk"
 TIMEOUT = 300
-
-
-def _configure(env: dict[str, str], *args: str) -> int:
-    """``deployment configure`` of HA with ``args`` (tags, -e); how many things it changed."""
-    result = run_viocli(env, "deployment", "configure", "-d", HA, *args, timeout=3600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    changed = re.search(r"configure changed (\d+) things", result.stdout)
-    assert changed, result.stdout
-    return int(changed.group(1))
 
 
 def _unit_state(env: dict[str, str], address: str) -> tuple[str, str]:
@@ -109,7 +100,7 @@ def test_glance_serves_every_shipped_metadata_definition(ha) -> None:
     assert {"OS::Compute::Quota", "OS::Compute::VMwareQuotaFlavor"} <= for_flavors
     assert "OS::Glance::CommonImageProperties" not in for_flavors
 
-    assert _configure(env, "-t", "glance") == 0, "metadata definitions are loaded once, not on every configure"
+    assert configure(env, HA, "-t", "glance") == 0, "metadata definitions are loaded once, not on every configure"
 
 
 def test_cinder_volume_runs_once_and_serves_volumes_while_both_controllers_run(ha) -> None:
@@ -120,13 +111,13 @@ def test_cinder_volume_runs_once_and_serves_volumes_while_both_controllers_run(h
 
 def test_cinder_volume_fails_over_to_the_second_controller_and_back(ha) -> None:
     env, _, _ = ha
-    assert _configure(env, "-t", "cinder", "-e", "cinder_volume_node=controller02") > 0
+    assert configure(env, HA, "-t", "cinder", "-e", "cinder_volume_node=controller02") > 0
     _check_volume_service(env, active="controller02")
     _create_and_delete_volume(env, "api-test-volume-failover")
 
-    assert _configure(env, "-t", "cinder") > 0  # the default again: the first controller
+    assert configure(env, HA, "-t", "cinder") > 0  # the default again: the first controller
     _check_volume_service(env, active="controller01")
-    assert _configure(env, "-t", "cinder") == 0
+    assert configure(env, HA, "-t", "cinder") == 0
     _create_and_delete_volume(env, "api-test-volume-back")
 
 

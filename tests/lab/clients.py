@@ -169,6 +169,14 @@ class RowWriterLoop:
                 self._stop.wait(0.5)
             self._stop.wait(self.pause)
 
+    def wait_acknowledged(self, count: int, timeout: float = 120) -> None:
+        """Wait until ``count`` more rows are acknowledged (the fault then hits a client that writes)."""
+        target = len(self.acknowledged) + count
+        deadline = time.monotonic() + timeout
+        while len(self.acknowledged) < target:
+            assert time.monotonic() < deadline, f"only {len(self.acknowledged)} rows acknowledged: {self.errors[-3:]}"
+            self._stop.wait(0.1)
+
     def missing(self) -> list[int]:
         """Acknowledged numbers that are not in the table (read through the VIP)."""
         with self.connect() as connection, connection.cursor() as cursor:

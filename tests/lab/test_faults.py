@@ -185,9 +185,11 @@ def test_services_restart_is_rolling_with_zero_failed_requests(ha, writer_accoun
         client = ApiClientLoop(EXTERNAL_VIP, admin_password(env, HA), external_ca(env, HA))
         with client, RowWriterLoop(**writer_account) as writer:
             _viocli_ok(env, "services", "restart", "-d", HA)
+        restarted = time.time()
         assert len(client.records) > 50
         assert client.failures == [], client.failures[:5]
         assert writer.missing() == []
+        _computes_report_after(env, restarted)
     finally:
         _assert_healthy(env)
 
@@ -253,6 +255,24 @@ def test_active_load_balancer_powered_off_moves_the_vips_and_comes_back_as_stand
         held = [lb for lb in LOADBALANCERS if f" {vip}/" in on_node(env, HA, lb, "ip -o -4 addr show")]
         assert held == [standby], (vip, held)  # the one that came back is the standby
     _assert_healthy(env)
+
+
+def _computes_report_after(env: dict[str, str], moment: float, timeout: float = 180) -> None:
+    """Every nova-compute reports its state again after ``moment`` (a record still "up" from before a
+    restart would hide a nova-compute whose service thread died)."""
+    from datetime import datetime
+
+    from tests.lab.oms import openstack
+
+    conn = openstack(env, HA, EXTERNAL_VIP)
+    deadline = time.monotonic() + timeout
+    while True:
+        computes = [s for s in conn.compute.services() if s.binary == "nova-compute"]
+        fresh = [s for s in computes if s.updated_at and datetime.fromisoformat(s.updated_at).timestamp() > moment]
+        if (computes and len(fresh) == len(computes)) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert computes and len(fresh) == len(computes), [(s.host, s.state, s.updated_at) for s in computes]
 
 
 def _queues(env: dict[str, str]) -> set[str]:

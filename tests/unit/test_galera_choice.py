@@ -6,11 +6,12 @@ And the order of a rolling restart (`viocli services restart`)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
+
+from tests.playbook_code import load
 
 PLUGIN = Path(__file__).resolve().parents[2] / "playbooks" / "filter_plugins" / "viocli_galera.py"
 ORDER = ["database01", "database02", "database03"]
@@ -20,10 +21,7 @@ OTHER_UUID = "7a110000-0000-11e4-a3d3-471472ccc7b3"
 
 @pytest.fixture(scope="module")
 def galera():
-    spec = importlib.util.spec_from_file_location("viocli_galera", PLUGIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load(PLUGIN)
 
 
 def grastate(seqno: int = -1, safe: int = 0, uuid: str = UUID) -> str:

@@ -5,12 +5,13 @@ partitions. The role's rabbitmq.conf bounds the wait for peers to about 2 minute
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.playbook_code import load
 
 ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "rabbitmq"
 PLUGIN = ROLE / "filter_plugins" / "viocli_rabbitmq.py"
@@ -34,10 +35,7 @@ This cluster node was shut down while other nodes were still running.
 
 @pytest.fixture(scope="module")
 def rabbitmq():
-    spec = importlib.util.spec_from_file_location("viocli_rabbitmq", PLUGIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load(PLUGIN)
 
 
 def test_a_node_whose_peers_are_gone_is_recognised(rabbitmq) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from tests.playbook_code import load
 
 PLUGINS = Path(__file__).resolve().parents[2] / "playbooks" / "filter_plugins"
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, PLUGINS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load(PLUGINS / f"{name}.py")
 
 
 def test_an_active_passive_unit_is_kept_stopped_on_the_other_nodes() -> None:

@@ -3,21 +3,19 @@ is newer than the moment it last took its configuration (start, or reload for re
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
+
+from tests.playbook_code import load
 
 MODULE = Path(__file__).resolve().parents[2] / "playbooks" / "library" / "viocli_units.py"
 
 
 @pytest.fixture(scope="module")
 def units():
-    spec = importlib.util.spec_from_file_location("viocli_units", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load(MODULE)
 
 
 def test_systemd_timestamps_parse_to_epoch_seconds(units) -> None:

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy clean
+.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy bench-operate clean
 
 help:
 	@echo "make install    create $(VENV) and install viocli with its test tools"
@@ -12,6 +12,7 @@ help:
 	@echo "make demo       bring the lab up (simulated vCenter, VM nodes, NFS) and deploy inventory/lab-ha.yml"
 	@echo "make bench      start-up benchmark against kolla-ansible"
 	@echo "make bench-deploy  HA lab deployment and no-op configure (tuned vs stock Ansible settings)"
+	@echo "make bench-operate OMS=DIR  status time, LB failover, crash and clean restarts of an existing vio-lab-ha"
 
 $(BIN)/viocli: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +34,7 @@ lint: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --nocolor playbooks tests/fixtures
 
 test: lint lab-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
@@ -57,6 +58,10 @@ bench: install
 # HA lab deployment from nothing, no-op configure tuned vs stock (needs root; uses the lab's bridges).
 bench-deploy: install lab-deps
 	$(BIN)/python bench/deploy
+
+# Day-2 operations on the existing vio-lab-ha of the OMS in OMS=DIR (default $VIOCLI_TEST_OMS; needs root).
+bench-operate: install
+	$(BIN)/python bench/operate $(if $(OMS),--oms $(OMS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from datetime import UTC, datetime
 
 from ansible.module_utils.basic import AnsibleModule
@@ -48,6 +49,11 @@ options:
 
 RELOAD_MARKS = "/run/viocli/reloaded"
 ERROR_WORDS = re.compile(r"error|cannot|can't|failed|fatal|alert|critical|denied|refused|unable|invalid", re.I)
+SETTLE_SECONDS = 90  # how long a unit systemd keeps restarting gets to become active
+# systemd's own lines about a unit: the unit's own error says more than these
+SYSTEMD_LINES = ("Starting ", "Stopping ", "Started ", "Stopped ", "Failed to start", "Main process exited",
+                 "Scheduled restart job", "Failed with result", "Consumed ", "Deactivated successfully")  # fmt: skip
+LOG_FILE_ARGUMENT = re.compile(r"--log-file[= ](\S+)")
 PROPERTIES = "Id,LoadState,ActiveState,SubState,UnitFileState,ActiveEnterTimestamp,NeedDaemonReload"
 
 
@@ -134,16 +140,40 @@ def running_since(name: str, props: dict[str, str]) -> float | None:
     return max(active, mark) if mark is not None else active
 
 
+def last_logged_error(module: AnsibleModule, name: str) -> str:
+    """The last ERROR line of the unit's log file, without its timestamp prefix, and where it is.
+
+    The OpenStack services write their tracebacks to a log file, never to the journal: the file named by
+    ``--log-file`` in the unit's command, else Debian's /var/log/PROJECT/UNIT.log (nova-scheduler's
+    init script adds the option itself)."""
+    _, out, _ = module.run_command(["systemctl", "show", "-p", "ExecStart", "--value", _service(name)])
+    found = LOG_FILE_ARGUMENT.search(out)
+    path = found.group(1) if found else f"/var/log/{name.split('-')[0]}/{name}.log"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as log:
+            tail = log.readlines()[-400:]
+    except OSError:
+        return ""
+    errors = [line.strip() for line in tail if " ERROR " in line]
+    return f"{errors[-1].split(' ERROR ', 1)[1].strip()} (in {path})" if errors else ""
+
+
 def first_error(module: AnsibleModule, name: str) -> str:
     """The first line of the unit's own error output in its last start (journal), else its state."""
     _, out, _ = module.run_command(
         ["journalctl", "-u", _service(name), "-n", "40", "--no-pager", "-o", "cat", "--since", "-10min"]
     )
     lines = [line.strip() for line in out.splitlines() if line.strip()]
-    own = [line for line in lines if not line.startswith(("Starting ", "Stopping ", "Started ", "Stopped "))]
-    errors = [line for line in own if ERROR_WORDS.search(line) and "Failed with result" not in line]
+    own = [line for line in lines if not line.startswith(SYSTEMD_LINES)]
+    errors = [line for line in own if ERROR_WORDS.search(line)]
     if errors:
         return errors[0]
+    logged = last_logged_error(module, name)
+    if logged:
+        return logged
+    systemd = [line for line in lines if line.startswith(("Failed to start", "Main process exited"))]
+    if systemd:
+        return systemd[-1]
     if own:
         return own[-1]
     _, out, _ = module.run_command(["systemctl", "is-active", _service(name)])
@@ -169,15 +199,29 @@ def _systemctl(module: AnsibleModule, verb: str, names: list[str]) -> list[tuple
     rc, _, _ = module.run_command(["systemctl", verb, *(_service(n) for n in names)])
     if rc == 0:
         return []
-    failures = []
-    for name in names:
-        state_rc, _, _ = module.run_command(["systemctl", "is-active", _service(name)])
-        if verb == "stop" and state_rc != 0:
-            continue
-        if verb != "stop" and state_rc == 0:
-            continue
-        failures.append((name, first_error(module, name)))
+    if verb == "stop":
+        failed = [n for n in names if module.run_command(["systemctl", "is-active", _service(n)])[0] == 0]
+    else:
+        failed = settle(module, names)
+    failures = [(name, first_error(module, name)) for name in failed]
     return failures or [(names[0], f"systemctl {verb} failed")]
+
+
+def settle(module: AnsibleModule, names: list[str], seconds: float = SETTLE_SECONDS) -> list[str]:
+    """The units that are not active once systemd's own retries are over (or ``seconds`` passed).
+
+    A unit whose start failed while something it needs was restarting too (nova-scheduler while the
+    Keystone it authenticates against restarts) is restarted by systemd (Restart=on-failure): it is
+    judged when it is active, or when systemd has given up on it, not at its first failed attempt.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        props = show(module, names)
+        pending = [n for n in names if props[n].get("ActiveState") != "active"]
+        retrying = [n for n in pending if running(props[n])]
+        if not retrying or time.monotonic() >= deadline:
+            return pending
+        time.sleep(2)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,13 +116,14 @@ class RowWriterLoop:
     """A client that, until stopped, inserts numbered rows through the internal VIP, one transaction
     each, and records the numbers whose COMMIT MariaDB acknowledged (a failed one is retried on a new
     connection with the next number). Afterwards every acknowledged number must be in the table.
+    Each loop writes to a table of its own, so loops of earlier tests never collide with its numbers.
     """
 
     host: str
     user: str
     password: str
     database: str
-    table: str = "acknowledged"
+    table: str = field(default_factory=lambda: f"acknowledged_{uuid.uuid4().hex[:12]}")
     pause: float = 0.05
     acknowledged: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)

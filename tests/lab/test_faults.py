@@ -13,7 +13,6 @@ import json
 import secrets
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -138,25 +137,6 @@ def test_all_databases_killed_at_once_come_back_with_every_acknowledged_row(ha, 
         assert all(s["wsrep_local_state_comment"] == "Synced" for s in states), states
         assert all(s["wsrep_cluster_size"] == "3" for s in states), states
         assert all(s["wsrep_cluster_status"] == "Primary" for s in states), states
-        assert writer.missing() == []
-    finally:
-        _assert_healthy(env)
-
-
-def test_database_vms_powered_off_at_once_recover_from_the_most_advanced_member(ha, writer_account) -> None:
-    """A power cut of every database VM: nothing restarts by itself (Galera is not started at boot);
-    `deployment start` powers them on and bootstraps from the highest recovered seqno."""
-    env, _, _ = ha
-    try:
-        with RowWriterLoop(**writer_account) as writer:
-            writer.wait_acknowledged(30)
-            with ThreadPoolExecutor(3) as pool:  # the three power-offs reach vSphere at the same moment
-                list(pool.map(lambda vm: power(env, vm, on=False), [f"vio-lab-ha-DB-{i}" for i in range(3)]))
-            time.sleep(2)
-        _viocli_ok(env, "deployment", "start", "-d", HA)
-        states = _galera(env)
-        assert all(s["wsrep_local_state_comment"] == "Synced" for s in states), states
-        assert all(s["wsrep_cluster_size"] == "3" for s in states), states
         assert writer.missing() == []
     finally:
         _assert_healthy(env)

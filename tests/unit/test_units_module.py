@@ -63,3 +63,54 @@ def test_a_unit_being_started_or_restarted_counts_as_running_for_a_stop(units) -
     assert units.running({"ActiveState": "failed", "SubState": "auto-restart"})
     assert not units.running({"ActiveState": "inactive", "SubState": "dead"})
     assert not units.running({"ActiveState": "failed", "SubState": "failed"})
+
+
+def test_a_unit_systemd_is_still_restarting_is_judged_once_it_settles(units, monkeypatch) -> None:
+    """nova-scheduler failing its first start while Keystone restarts is not a failure if systemd's
+    Restart=on-failure brings it up; one that systemd gave up on is."""
+    states = iter(
+        [
+            {"a": ("activating", "auto-restart"), "b": ("failed", "failed")},
+            {"a": ("activating", "start"), "b": ("failed", "failed")},
+            {"a": ("active", "running"), "b": ("failed", "failed")},
+        ]
+    )
+
+    def show(_module, names):
+        now = next(states)
+        return {n: {"ActiveState": now[n][0], "SubState": now[n][1]} for n in names}
+
+    monkeypatch.setattr(units, "show", show)
+    monkeypatch.setattr(units.time, "sleep", lambda _s: None)
+    assert units.settle(None, ["a", "b"]) == ["b"]
+
+
+def test_a_unit_that_keeps_restarting_fails_when_the_settle_time_is_over(units, monkeypatch) -> None:
+    monkeypatch.setattr(units, "show", lambda _m, names: {n: {"ActiveState": "activating"} for n in names})
+    monkeypatch.setattr(units.time, "sleep", lambda _s: None)
+    assert units.settle(None, ["a"], seconds=0) == ["a"]
+
+
+class _Commands:
+    """A stand-in for AnsibleModule.run_command: systemctl show answers ``exec_start``."""
+
+    def __init__(self, exec_start: str) -> None:
+        self.exec_start = exec_start
+
+    def run_command(self, argv: list[str]):
+        return 0, self.exec_start, ""
+
+
+def test_the_error_of_a_service_that_logs_to_a_file_is_its_last_logged_error(units, tmp_path: Path) -> None:
+    log = tmp_path / "nova-scheduler.log"
+    log.write_text(
+        "2026-12-05 10:58:31.900 8352 INFO nova.service starting\n"
+        "2026-12-05 10:58:32.032 8352 ERROR nova Traceback (most recent call last):\n"
+        "2026-12-05 10:58:32.032 8352 ERROR nova keystoneauth1.exceptions.discovery.DiscoveryFailure: "
+        "Service Unavailable (HTTP 503)\n"
+    )
+    module = _Commands(f"{{ path=/usr/bin/nova-scheduler ; argv[]=/usr/bin/nova-scheduler --log-file={log} }}")
+    assert units.last_logged_error(module, "nova-scheduler") == (
+        f"nova keystoneauth1.exceptions.discovery.DiscoveryFailure: Service Unavailable (HTTP 503) (in {log})"
+    )
+    assert units.last_logged_error(_Commands(f"argv[]=x --log-file={tmp_path}/absent.log"), "x") == ""

@@ -40,6 +40,7 @@ def test_tiny_custom_change_restarts_only_the_services_that_read_it(tiny) -> Non
     data = yaml.safe_load(custom.read_text())
     data["nova_scheduler_default_filters"] = ["AvailabilityZoneFilter", "ComputeFilter", "ImagePropertiesFilter"]
     data["cpu_allocation_ratio"] = 3.0
+    data["mariadb_max_connections"] = 900  # the only Galera node restarts: it must bootstrap again
     custom.write_text(yaml.safe_dump(data))
     before = daemons(env, TINY, "10.203.0.50")
     assert configure(env, TINY) > 0
@@ -50,9 +51,15 @@ def test_tiny_custom_change_restarts_only_the_services_that_read_it(tiny) -> Non
     ratios = on_node(env, TINY, "10.203.0.50", "grep -h '^cpu_allocation_ratio' /etc/nova/nova-compute-*.conf")
     assert ratios.split() == ["cpu_allocation_ratio", "=", "3.0"] * 2
 
+    connections = on_node(env, TINY, "10.203.0.50", 'mysql -N -B -e "SELECT @@max_connections"')
+    assert connections.strip() == "900"
+
     restarted = {args for _, _, args in before - after}
     assert restarted, "nothing restarted"
-    assert all("nova-scheduler" in args or "nova-compute" in args for args in restarted), restarted
+    assert all(any(name in args for name in ("nova-scheduler", "nova-compute", "mariadbd")) for args in restarted), (
+        restarted
+    )
+    assert any("mariadbd" in args for args in restarted)
     assert any("nova-scheduler" in args for args in restarted)
     assert sum("nova-compute" in args for args in restarted) == 2
     assert configure(env, TINY) == 0

@@ -8,15 +8,14 @@ Files are written atomically and never readable beyond their final mode.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from viocli.atomic import write_atomic
 
 CA_DAYS = 3650
 CERT_DAYS = 825
@@ -48,20 +47,6 @@ def ensure_server_cert(files: CertFiles, names: Sequence[str], *, ca_name: str, 
         return files
     _new_server_cert(files.cert, files.key, ca, wanted, cert_name)
     return files
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` atomically, the file never readable beyond ``mode``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _general_name(name: str) -> Any:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from viocli.atomic import write_atomic
 from viocli.errors import Refused
 from viocli.lab import net
 from viocli.lab.journal import Journal
@@ -63,9 +64,7 @@ class LabState:
 
     def save(self, paths: LabPaths) -> None:
         paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = paths.status_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, paths.status_file)
+        write_atomic(paths.status_file, json.dumps(self.data, indent=2, sort_keys=True).encode("utf-8"), 0o600)
 
     def daemon(self, name: str) -> Daemon | None:
         entry = self.data.get(name)

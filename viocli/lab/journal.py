@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from viocli.atomic import write_atomic
+
 
 class Journal:
     """Append-only JSON-lines file of created resources, safe across processes."""
@@ -42,10 +44,8 @@ class Journal:
         """Drop the records of a resource that was removed on purpose (e.g. a destroyed node)."""
         with self._locked():
             kept = [r for r in self._read() if not (r.get("kind") == kind and _matches(r, match))]
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept), encoding="utf-8")
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+            write_atomic(self.path, text.encode("utf-8"), 0o600)
 
     def _read(self) -> list[dict[str, Any]]:
         try:

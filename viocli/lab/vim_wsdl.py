@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from viocli.pki import write_atomic
+from viocli.atomic import write_atomic
 
 VIM_NAMESPACE = "urn:vim25"
 SERVICE_NAMESPACE = "urn:vim25Service"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from viocli.atomic import write_atomic
 from viocli.errors import OperationFailed
 
 HEADER = "# Managed by viocli from the host keys the nodes publish in vCenter; do not edit.\n"
@@ -21,8 +21,4 @@ def write_known_hosts(path: Path, entries: Mapping[str, tuple[list[str], str]]) 
             raise OperationFailed(f"{name} published a malformed SSH host key: {key[:40]!r}")
         lines.append(f"{','.join([*addresses, name])} {parts[0]} {parts[1]}\n")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.writelines(lines)
-    os.replace(tmp, path)
+    write_atomic(path, "".join(lines).encode("ascii"), 0o600)

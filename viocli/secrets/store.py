@@ -7,14 +7,13 @@ console, the log or an artifact.
 
 from __future__ import annotations
 
-import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from viocli.atomic import write_atomic
 from viocli.errors import BadInput, Refused
 from viocli.redact import REDACTOR
 from viocli.secrets.catalog import GENERATED, secret_values
@@ -26,17 +25,7 @@ VAULT_PASSWORD_FILE = "vault_password"
 def _write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write atomically with ``mode`` from the first byte (never briefly world-readable)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data, mode)
 
 
 class SecretStore:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from viocli.errors import BadInput, OperationFailed
+from viocli.backup.target import open_target, preflight
+from viocli.errors import BadInput, OperationFailed, Refused
 from viocli.lab import nfs_server
 from viocli.nfs import NfsVolume
 from viocli.nfs.client import LIBRARY, PARTIAL_MARK
@@ -322,3 +323,57 @@ def test_start_fails_clearly_when_port_taken(server: nfs_server.NfsServerHandle,
 
 def test_handle_round_trips_through_a_record(server: nfs_server.NfsServerHandle) -> None:
     assert nfs_server.NfsServerHandle.from_dict(server.to_dict()) == server
+
+
+# --- as a backup target (viocli/backup/target.py) ------------------------------------------------------
+
+
+def test_rename_makes_a_directory_final_and_never_replaces(volume: NfsVolume) -> None:
+    volume.mkdir(".vio_os_db_1.partial")
+    volume.write_stream(".vio_os_db_1.partial/keystone.sql.zst", io.BytesIO(b"dump"))
+    volume.rename(".vio_os_db_1.partial", "vio_os_db_1")
+    assert volume.listdir() == ["vio_os_db_1"]
+    assert volume.listdir("vio_os_db_1") == ["keystone.sql.zst"]
+    volume.mkdir("other")
+    with pytest.raises(OperationFailed, match="already exists"):
+        volume.rename("other", "vio_os_db_1")
+    with pytest.raises(OperationFailed, match="no such file"):
+        volume.rename("absent", "elsewhere")
+    assert volume.owner("vio_os_db_1/keystone.sql.zst") == 0
+
+
+def test_preflight_passes_on_the_lab_export_and_leaves_nothing(volume: NfsVolume) -> None:
+    preflight(volume)
+    assert volume.listdir() == []
+
+
+def _refusal(spec: str, port: int) -> Refused:
+    with pytest.raises(Refused) as refused:
+        preflight(open_target(spec, nfs_port=port))
+    assert refused.value.exit_code == 4
+    assert refused.value.message.startswith(f"backup target {spec}")
+    assert "\n" not in refused.value.message
+    return refused.value
+
+
+def test_preflight_refuses_an_unreachable_server() -> None:
+    refused = _refusal("127.0.0.1:/vio_backup", free_port())
+    assert "Connection refused" in refused.message and "reachable" in (refused.hint or "")
+
+
+def test_preflight_refuses_a_missing_export(server: nfs_server.NfsServerHandle) -> None:
+    refused = _refusal("127.0.0.1:/no_such_export", server.port)
+    assert "/no_such_export" in (refused.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "hint"), [("squash", "Root_Squash", "no_root_squash"), ("access", "RO", "read-write")]
+)
+def test_preflight_refuses_a_read_only_or_root_squashing_export(tmp_path: Path, option: str, value: str, hint) -> None:
+    handle = nfs_server.start(tmp_path / "lab", tmp_path / "export", "127.0.0.1", free_port(), **{option: value})
+    try:
+        refused = _refusal(handle.export_spec, handle.port)
+        assert hint in (refused.hint or ""), refused
+        assert list((tmp_path / "export").iterdir()) == []
+    finally:
+        nfs_server.stop(handle)

@@ -40,6 +40,7 @@ PLUGIN = "libfsalvfs.so"
 PLUGIN_DIRS = ("/usr/lib/x86_64-linux-gnu/ganesha", "/usr/lib/aarch64-linux-gnu/ganesha", "/usr/lib64/ganesha")
 HINT_INSTALL = "install the Debian packages nfs-ganesha and nfs-ganesha-vfs"
 SQUASH_OPTIONS = ("No_Root_Squash", "Root_Squash", "All_Squash")
+ACCESS_TYPES = ("RW", "RO")
 
 # Children started by this process: stop() reaps them so no zombie is left behind.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
@@ -120,6 +121,7 @@ def render_config(
     port: int,
     pseudo: str = DEFAULT_PSEUDO,
     squash: str = "No_Root_Squash",
+    access: str = "RW",
     plugins_dir: Path | None = None,
 ) -> str:
     """The ganesha configuration for one NFSv4-only export of ``export_dir`` at ``pseudo``."""
@@ -155,7 +157,7 @@ def render_config(
         "    Export_Id = 1;\n"
         f"    Path = {_quoted(str(export_dir), 'export dir')};\n"
         f"    Pseudo = {_quoted(pseudo, 'pseudo path')};\n"
-        "    Access_Type = RW;\n"
+        f"    Access_Type = {access};\n"
         f"    Squash = {squash};\n"
         "    Protocols = 4;\n"
         "    Transports = TCP;\n"
@@ -213,12 +215,14 @@ def start(
     *,
     pseudo: str = DEFAULT_PSEUDO,
     squash: str = "No_Root_Squash",
+    access: str = "RW",
     timeout: float = 30.0,
 ) -> NfsServerHandle:
     """Start ganesha exporting ``export_dir`` as ``bind_ip:pseudo`` over NFSv4; return once it serves.
 
     The configuration, log, pid file and state go into ``lab_dir``; ``export_dir`` is created if missing.
-    ``squash`` is the export's Squash option (the lab uses No_Root_Squash; tests may ask for Root_Squash).
+    ``squash`` is the export's Squash option (the lab uses No_Root_Squash; tests may ask for Root_Squash);
+    ``access`` its Access_Type (RW; tests may ask for a read-only export, RO).
     Ready means ganesha logged that it is initialized and accepts TCP connections on the port; a child that
     exits or is not ready within ``timeout`` seconds is stopped and reported with its log's last lines.
     """
@@ -234,6 +238,8 @@ def start(
         raise BadInput(f"lab NFS server: pseudo path {pseudo!r} must be an absolute path below /")
     if squash not in SQUASH_OPTIONS:
         raise BadInput(f"lab NFS server: squash {squash!r} is not one of {', '.join(SQUASH_OPTIONS)}")
+    if access not in ACCESS_TYPES:
+        raise BadInput(f"lab NFS server: access {access!r} is not one of {', '.join(ACCESS_TYPES)}")
     binary = shutil.which(GANESHA) or shutil.which(GANESHA, path="/usr/bin:/usr/sbin")
     if binary is None:
         raise OperationFailed(f"lab NFS server: {GANESHA} is not installed", hint=HINT_INSTALL)
@@ -253,6 +259,7 @@ def start(
         port=port,
         pseudo=pseudo,
         squash=squash,
+        access=access,
         plugins_dir=plugins,
     )
     paths.config_path.write_text(config, encoding="utf-8")

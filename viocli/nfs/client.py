@@ -481,6 +481,28 @@ class NfsVolume:
             raise self._fail("stat", remote, "no such file or directory")
         return int(result.size)
 
+    def owner(self, path: str) -> int:
+        """The numeric owner (uid) of ``path`` as the server stores it (a squashed root shows as nobody)."""
+        remote = self._remote(path, "stat", root_ok=True)
+        with self._lock:
+            result = self._stat(remote, "stat")
+        if result is None:
+            raise self._fail("stat", remote, "no such file or directory")
+        return int(result.uid)
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename the file or directory ``old`` to ``new``, which must not exist (no replacing)."""
+        operation = "rename"
+        source = self._remote(old, operation)
+        target = self._remote(new, operation)
+        with self._lock:
+            if self._stat(source, operation) is None:
+                raise self._fail(operation, source, "no such file or directory")
+            if self._stat(target, operation) is not None:
+                raise self._fail(operation, target, "it already exists", "choose another name or remove it first")
+            hints = {errno.EACCES: HINT_SQUASH, errno.EPERM: HINT_SQUASH, errno.ENOSPC: HINT_FULL}
+            self._check(self._op("nfs_rename", source.encode(), target.encode()), operation, source, hints)
+
     def listdir(self, path: str = "") -> list[str]:
         """The names in directory ``path`` (the volume's root by default), sorted, without . and .."""
         operation = "list"

@@ -1,0 +1,1 @@
+"""Backups of the OpenStack database and of the OMS, and the targets they are written to."""

@@ -6,8 +6,13 @@ by a careless task appears nowhere viocli writes, and the exit codes of real fai
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import multiprocessing
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -212,3 +217,45 @@ def test_a_hostile_cluster_name_reaches_the_nova_compute_unit_only_as_its_slug(l
         f" --config-file=/etc/nova/nova-compute-{slug}.conf --log-file=/var/log/nova/nova-compute-{slug}.log"
     ]
     assert not any(char in line for line in lines for char in "$`;'\"")
+
+
+def _run_sleep(target) -> None:
+    run_playbook(target, PlaybookRun("sleep.yml"), progress=_quiet())
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_viocli_takes_its_playbook_with_it(local_target) -> None:
+    """viocli killed with SIGKILL mid-run: its ansible-playbook (pexpect's child, which ignores SIGHUP
+    in a session of its own) must not go on changing the deployment once the lock's holder is gone."""
+    _, make = local_target
+    viocli = multiprocessing.get_context("fork").Process(target=_run_sleep, args=(make(),))
+    viocli.start()
+    deadline = time.monotonic() + 60
+    while not (playbooks := _children(viocli.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert playbooks, "no ansible-playbook started"
+    time.sleep(3)  # well inside the play: its task runs `sleep 120`
+    os.kill(viocli.pid, signal.SIGKILL)
+    viocli.join()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in playbooks) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in playbooks), "ansible-playbook outlived the viocli that ran it"

@@ -7,12 +7,15 @@ writes it to the artifacts, before the log and before the console.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import os
 import shutil
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from viocli.atomic import write_atomic
 from viocli.errors import NodesUnreachable, OperationFailed
 from viocli.logsetup import get_logger
 from viocli.redact import REDACTOR
@@ -108,10 +112,8 @@ _DataDumper.add_representer(dict, _represent_mapping)
 def _write_yaml(path: Path, data: Any, mode: int = 0o600) -> None:
     """Write ``data`` for Ansible to read as data (see :class:`_DataDumper`), ``mode`` from the start."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    os.fchmod(fd, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        yaml.dump(data, handle, Dumper=_DataDumper, default_flow_style=False, allow_unicode=True)
+    text = yaml.dump(data, Dumper=_DataDumper, default_flow_style=False, allow_unicode=True)
+    write_atomic(path, text.encode("utf-8"), mode)
 
 
 def prepare_data_dir(target: RunTarget, extravars: Mapping[str, Any]) -> tuple[Path, Path]:
@@ -133,6 +135,38 @@ def prepare_data_dir(target: RunTarget, extravars: Mapping[str, Any]) -> tuple[P
         fd = os.open(target.known_hosts, os.O_WRONLY | os.O_CREAT, 0o600)
         os.close(fd)
     return data_dir, secrets_file
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_viocli(parent: int) -> Callable[[], None]:
+    """What the forked ansible-playbook runs before its exec: ask the kernel for SIGTERM when viocli's
+    thread that forked it dies (viocli killed with SIGKILL included). ansible-runner's pexpect child
+    ignores SIGHUP and leads a session of its own, so without this a killed viocli leaves the playbook
+    changing the deployment after the lock's holder is gone, and a second run could start beside it."""
+
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # viocli died between the fork and the prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+@contextmanager
+def _playbook_dies_with_viocli() -> Iterator[None]:
+    """While a run lasts, ansible-runner's children get :func:`_die_with_viocli` (it offers no hook of
+    its own: its pexpect.spawn call is given the ``preexec_fn`` pexpect has)."""
+    import pexpect
+
+    spawn = pexpect.spawn
+    pexpect.spawn = functools.partial(spawn, preexec_fn=_die_with_viocli(os.getpid()))  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        pexpect.spawn = spawn  # type: ignore[misc]
 
 
 class _Interrupt:
@@ -234,7 +268,7 @@ def run_playbook(
     )
     started = time.monotonic()
     try:
-        with _Interrupt() as interrupt, progress:
+        with _Interrupt() as interrupt, progress, _playbook_dies_with_viocli():
             runner = ansible_runner.run(
                 private_data_dir=str(data_dir),
                 project_dir=str(target.playbook_dir),

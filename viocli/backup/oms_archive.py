@@ -18,6 +18,7 @@ import os
 import sqlite3
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,30 +105,31 @@ def build(settings: Settings) -> tuple[bytes, list[ArchivedFile]]:
         tempfile.TemporaryDirectory(prefix="viocli-oms-backup-") as scratch,
         tarfile.open(fileobj=buffer, mode="w:gz") as tar,
     ):
-        entries = list(sources(settings))
+        # (member, file to read, where it belongs): the state store is read from its snapshot
+        entries = [(member, path, path) for member, path in sources(settings)]
         if settings.db_path.exists():
             snapshot = Path(scratch) / "viocli.db"
             snapshot_state(settings.db_path, snapshot)
-            entries.insert(0, ("state/viocli.db", snapshot))
-        for member, path in entries:
+            entries.insert(0, ("state/viocli.db", snapshot, settings.db_path))
+        mtime = int(time.time())
+        for member, path, origin in entries:
             data = path.read_bytes()
-            origin = settings.db_path if member == "state/viocli.db" else path
-            mode = 0o600 if member == "state/viocli.db" else path.stat().st_mode & 0o777
+            mode = path.stat().st_mode & 0o777
             archived.append(ArchivedFile(member, str(origin), mode, len(data), hashlib.sha256(data).hexdigest()))
-            _add(tar, member, data, mode)
+            _add(tar, member, data, mode, mtime)
         manifest = {
             "format": FORMAT,
             "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "state_dir": str(settings.state_dir),
             "files": [vars(entry) for entry in archived],
         }
-        _add(tar, MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"), 0o600)
+        _add(tar, MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"), 0o600, mtime)
     return buffer.getvalue(), archived
 
 
-def _add(tar: tarfile.TarFile, member: str, data: bytes, mode: int) -> None:
+def _add(tar: tarfile.TarFile, member: str, data: bytes, mode: int, mtime: int) -> None:
     info = tarfile.TarInfo(member)
-    info.size, info.mode, info.mtime = len(data), mode, int(datetime.datetime.now().timestamp())
+    info.size, info.mode, info.mtime = len(data), mode, mtime
     tar.addfile(info, io.BytesIO(data))
 
 

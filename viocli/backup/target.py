@@ -17,11 +17,10 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from viocli.atomic import write_atomic_stream
+from viocli.atomic import CHUNK, write_atomic_stream
 from viocli.errors import BadInput, OperationFailed, Refused
 from viocli.nfs import NfsVolume
 
-CHUNK = 1 << 20
 PROBE_PREFIX = ".viocli-probe-"
 HINT_SQUASHED = (
     "the export squashes root (files viocli writes belong to another user, and a restore could not set "

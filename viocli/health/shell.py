@@ -74,6 +74,14 @@ class SshShell:
             "-o", "ControlMaster=auto", "-o", f"ControlPath={self._control_dir}/%C", "-o", "ControlPersist=30",
         ]  # fmt: skip
 
+    def stream_argv(self, node: Node, command: str, *, stdin: bool = False) -> list[str]:
+        """The ssh command line that runs ``command`` on ``node`` as root, with no time limit, over a
+        connection of its own (a long stream should not share the control master of short commands)."""
+        remote = command if self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
+        options = self._options()
+        options = options[: options.index("ControlMaster=auto") - 1]
+        return ["ssh", *options, "-T", *([] if stdin else ["-n"]), f"{self.user}@{node.mgmt_ip}", remote]
+
     def ssh_argv(self, node: Node) -> list[str]:
         """The ssh command line (without the remote command) for ``node``."""
         return ["ssh", *self._options(), "-T", "-n", f"{self.user}@{node.mgmt_ip}"]

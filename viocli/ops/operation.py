@@ -49,6 +49,7 @@ def operation(settings: Settings, deployment: str, command: str) -> Iterator[Ope
         if lock.taken_over is not None:
             previous = lock.taken_over
             store.mark_interrupted(deployment, previous.pid)
+            store.fail_unfinished_backups(deployment, f"interrupted: {previous.describe()} ended without finishing")
             message = (
                 f"viocli: note: the previous operation {previous.describe()} on {deployment} ended without "
                 "finishing; taking over its lock"

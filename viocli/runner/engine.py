@@ -7,14 +7,13 @@ writes it to the artifacts, before the log and before the console.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from viocli.atomic import write_atomic
+from viocli.children import die_with_viocli
 from viocli.errors import NodesUnreachable, OperationFailed
 from viocli.logsetup import get_logger
 from viocli.redact import REDACTOR
@@ -137,32 +137,16 @@ def prepare_data_dir(target: RunTarget, extravars: Mapping[str, Any]) -> tuple[P
     return data_dir, secrets_file
 
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-
-
-def _die_with_viocli(parent: int) -> Callable[[], None]:
-    """What the forked ansible-playbook runs before its exec: ask the kernel for SIGTERM when viocli's
-    thread that forked it dies (viocli killed with SIGKILL included). ansible-runner's pexpect child
-    ignores SIGHUP and leads a session of its own, so without this a killed viocli leaves the playbook
-    changing the deployment after the lock's holder is gone, and a second run could start beside it."""
-
-    def arm() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # viocli died between the fork and the prctl
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return arm
-
-
 @contextmanager
 def _playbook_dies_with_viocli() -> Iterator[None]:
-    """While a run lasts, ansible-runner's children get :func:`_die_with_viocli` (it offers no hook of
-    its own: its pexpect.spawn call is given the ``preexec_fn`` pexpect has)."""
+    """While a run lasts, ansible-runner's children get :func:`~viocli.children.die_with_viocli` (it
+    offers no hook of its own: its pexpect.spawn call is given the ``preexec_fn`` pexpect has). Without
+    it a killed viocli leaves the playbook (pexpect's child ignores SIGHUP and leads a session of its
+    own) changing the deployment after the lock's holder is gone, and a second run could start beside it."""
     import pexpect
 
     spawn = pexpect.spawn
-    pexpect.spawn = functools.partial(spawn, preexec_fn=_die_with_viocli(os.getpid()))  # type: ignore[misc]
+    pexpect.spawn = functools.partial(spawn, preexec_fn=die_with_viocli())  # type: ignore[misc]
     try:
         yield
     finally:

@@ -82,6 +82,11 @@ class DeploymentLock:
         os.fsync(fd)
         return self
 
+    def live_holder(self) -> LockHolder | None:
+        """Who holds the lock now, if that process is alive (read-only: never takes the lock)."""
+        holder = self._read_holder()
+        return holder if holder is not None and _pid_alive(holder.pid) else None
+
     def release(self) -> None:
         """Clear the holder record and drop the lock."""
         if self._fd is None:

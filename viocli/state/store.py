@@ -319,6 +319,52 @@ class StateStore:
                 (now(), status, size_bytes, checksum, message, backup_id),
             )
 
+    def fail_unfinished_backups(self, deployment: str, message: str) -> list[BackupRecord]:
+        """Mark the deployment's still-'running' backups failed (their process died); returns them."""
+        with self.transaction() as db:
+            rows = db.execute("SELECT * FROM backups WHERE deployment=? AND status='running'", (deployment,)).fetchall()
+            db.execute(
+                "UPDATE backups SET completed_at=?, status='failed', message=? WHERE deployment=? AND status='running'",
+                (now(), message, deployment),
+            )
+        return [BackupRecord(**dict(r)) for r in rows]
+
+    def set_backup_status(self, deployment: str, name: str, status: str, message: str | None = None) -> None:
+        """Change the status of a finished backup (``verified`` after a verify passes, ``failed`` when
+        one does not), adding it to the catalog if it was made elsewhere (another OMS, a restored one)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE backups SET status=?, message=? WHERE deployment=? AND name=?",
+                (status, message, deployment, name),
+            )
+            if cursor.rowcount == 0:
+                raise KeyError(name)
+
+    def record_backup(self, record: BackupRecord) -> None:
+        """Add a finished backup found on a target (made before this catalog existed) to the catalog."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO backups (deployment, name, kind, nfs_volume, started_at, completed_at, status, "
+                "size_bytes, checksum, message) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    record.deployment,
+                    record.name,
+                    record.kind,
+                    record.nfs_volume,
+                    record.started_at,
+                    record.completed_at,
+                    record.status,
+                    record.size_bytes,
+                    record.checksum,
+                    record.message,
+                ),
+            )
+
+    def forget_backup(self, deployment: str, name: str) -> None:
+        """Drop a backup that retention deleted from the catalog."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM backups WHERE deployment=? AND name=?", (deployment, name))
+
     def backups(self, deployment: str) -> list[BackupRecord]:
         rows = self._db.execute(
             "SELECT * FROM backups WHERE deployment=? ORDER BY started_at DESC, id DESC", (deployment,)

@@ -182,7 +182,9 @@ def start(
             f"deployment {deployment.name} is running: {len(vms)} VMs ({len(powered_on)} powered on), "
             f"services started in {started.elapsed:.0f} s; checking health"
         )
-        report = _health(settings, deployment.name, say, HEALTH_WAIT_SECONDS if health_wait is None else health_wait)
+        report = health_report(
+            settings, deployment.name, say, HEALTH_WAIT_SECONDS if health_wait is None else health_wait
+        )
         if show_status is not None:
             show_status(report)
         if report.failed:
@@ -195,7 +197,7 @@ def start(
     return StartResult(deployment.name, len(deployment.nodes), powered_on, started, report)
 
 
-def _health(settings: Settings, name: str, say: Callable[[str], None], wait: float) -> StatusReport:
+def health_report(settings: Settings, name: str, say: Callable[[str], None], wait: float) -> StatusReport:
     """``deployment status``'s collectors, run again while any reports FAILURE, for up to ``wait`` s."""
     deadline = time.monotonic() + wait
     while True:

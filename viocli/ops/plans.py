@@ -98,3 +98,13 @@ def services(
     if services:
         extravars["viocli_service_filter"] = sorted(set(services))
     return PlaybookRun(SERVICE_PLAYBOOKS[action], limit=check_limit(deployment, [*roles, *nodes]), extravars=extravars)
+
+
+def restore_db(deployment: Deployment, node: str, staged: str) -> PlaybookRun:
+    """Galera back from the backup unpacked on ``node`` in ``staged``; the others join it one at a time."""
+    if deployment.node(node) is None or "database" not in deployment.node(node).groups:  # type: ignore[union-attr]
+        raise BadInput(f"{node} is not a database node of deployment {deployment.name}")
+    return PlaybookRun(
+        "restore.yml",
+        extravars={"viocli_action": "restore", "mariadb_restore_node": node, "mariadb_restore_dir": staged},
+    )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.lab.oms import oms_env, run_viocli, secrets_file
+from tests.lab.oms import DATABASES, INTERNAL_VIP, oms_env, on_node_run, run_viocli, secrets_file
 from tests.lab.sampler import ProcSampler, flatten
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,3 +95,18 @@ def ha(lab_env):
     ):
         return env, inventories, ""
     return env, inventories, create(env, inventories / "lab-ha.yml")
+
+
+@pytest.fixture(scope="session")
+def writer_account(ha):
+    """A database and user of the test's own, for the row-writing client (password over stdin)."""
+    env, _, _ = ha
+    password = secrets.token_urlsafe(16)
+    sql = (
+        "CREATE DATABASE IF NOT EXISTS viocli_probe;\n"
+        f"CREATE OR REPLACE USER 'probe'@'%' IDENTIFIED BY '{password}';\n"
+        "GRANT ALL ON viocli_probe.* TO 'probe'@'%';\n"
+    )
+    done = on_node_run(env, HA, DATABASES[0], "mysql --batch", stdin=sql)
+    assert done.returncode == 0, done.stderr
+    return {"host": INTERNAL_VIP, "user": "probe", "password": password, "database": "viocli_probe"}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import secrets
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,6 @@ from tests.lab.oms import (
     external_ca,
     netns_of,
     on_node,
-    on_node_run,
     power,
     run_viocli,
     status_json,
@@ -75,21 +73,6 @@ def _viocli_ok(env: dict[str, str], *args: str) -> str:
     result = run_viocli(env, *args, timeout=3600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
-
-
-@pytest.fixture(scope="module")
-def writer_account(ha):
-    """A database and user of the test's own, for the row-writing client (password over stdin)."""
-    env, _, _ = ha
-    password = secrets.token_urlsafe(16)
-    sql = (
-        "CREATE DATABASE IF NOT EXISTS viocli_probe;\n"
-        f"CREATE OR REPLACE USER 'probe'@'%' IDENTIFIED BY '{password}';\n"
-        "GRANT ALL ON viocli_probe.* TO 'probe'@'%';\n"
-    )
-    done = on_node_run(env, HA, DATABASES[0], "mysql --batch", stdin=sql)
-    assert done.returncode == 0, done.stderr
-    return {"host": INTERNAL_VIP, "user": "probe", "password": password, "database": "viocli_probe"}
 
 
 def _galera(env: dict[str, str]) -> list[dict[str, str]]:

@@ -129,6 +129,15 @@ def _finish(
     store.finish_backup(backup_id, "complete", size_bytes=manifest.size, checksum=manifest.files[0].sha256)
 
 
+def discard_failed(store: StateStore, target: BackupTarget, deployment: str) -> list[str]:
+    """Remove the ``.partial-`` directories of the deployment's failed backups (a killed viocli left them)."""
+    failed = {r.name for r in store.backups(deployment) if r.status == "failed"}
+    removed = [entry for entry in target.listdir("") if unfinished(entry) in failed]
+    for entry in removed:
+        _discard_quietly(target, entry)
+    return removed
+
+
 @contextmanager
 def _catalogued(store: StateStore, deployment: str, name: str, kind: str, target: BackupTarget) -> Iterator[int]:
     """A catalog entry that is marked failed (and the partial directory removed) when the body fails."""
@@ -177,6 +186,7 @@ def backup_openstack_db(
         operation(settings, deployment.name, "backup openstack_db") as op,
     ):
         preflight(target)
+        discard_failed(op.store, target, deployment.name)
         shell = node_shell(settings, deployment)
         try:
             members = [n for n in deployment.nodes if "database" in n.groups]

@@ -1,12 +1,17 @@
-"""The tiny deployment (one node holding every role) on the shared lab: create, no-op configure, custom.yml."""
+"""The tiny deployment (one node holding every role) on the shared lab: create, no-op configure, custom.yml,
+backup and restore."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.lab.conftest import TINY, configure, create
-from tests.lab.oms import check_openstack, daemons, on_node
+from tests.lab.oms import check_openstack, daemons, on_node, on_node_run, run_viocli
+from viocli.backup.galera import checksum_command, parse_checksums
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -63,3 +68,31 @@ def test_tiny_custom_change_restarts_only_the_services_that_read_it(tiny) -> Non
     assert any("nova-scheduler" in args for args in restarted)
     assert sum("nova-compute" in args for args in restarted) == 2
     assert configure(env, TINY) == 0
+
+
+def test_tiny_backup_then_restore_gives_back_its_tables(tiny) -> None:
+    """One Galera node: it is held still for the backup, and the restore bootstraps it alone."""
+    env, _, _ = tiny
+    node = "10.203.0.50"
+    sql = (
+        "CREATE DATABASE IF NOT EXISTS viocli_tiny;\nUSE viocli_tiny;\n"
+        "CREATE OR REPLACE TABLE t (id INT PRIMARY KEY, v CHAR(64)) ENGINE=InnoDB;\n"
+        "INSERT INTO t SELECT seq, SHA2(seq, 256) FROM seq_1_to_20000;\n"
+    )
+    assert on_node_run(env, TINY, node, "mysql --batch", stdin=sql).returncode == 0
+    made = run_viocli(env, "backup", "openstack_db", "-d", TINY)
+    assert made.returncode == 0, made.stderr
+    name = made.stdout.split()[1]
+    tables = json.loads((Path(env["VIOCLI_STATE_DIR"]) / "lab/nfs/export" / name / "manifest.json").read_text())[
+        "details"
+    ]["tables"]
+    assert tables["viocli_tiny.t"]["rows"] == 20000
+    changed = "DELETE FROM viocli_tiny.t WHERE id > 10000;\nCREATE DATABASE viocli_after_backup;\n"
+    assert on_node_run(env, TINY, node, "mysql --batch", stdin=changed).returncode == 0
+
+    restored = run_viocli(env, "restore", "openstack_db", name, "-d", TINY, "--yes")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert f"{len(tables)} tables match the backup's checksums" in restored.stdout
+    assert parse_checksums(on_node(env, TINY, node, checksum_command()))["viocli_tiny.t"] == tables["viocli_tiny.t"]
+    assert "viocli_after_backup" not in on_node(env, TINY, node, "mysql -N -B -e 'SHOW DATABASES'")
+    check_openstack(env, TINY, "10.203.1.40", compute_hosts=2)

@@ -203,8 +203,9 @@ def _systemctl(module: AnsibleModule, verb: str, names: list[str]) -> list[tuple
         failed = [n for n in names if module.run_command(["systemctl", "is-active", _service(n)])[0] == 0]
     else:
         failed = settle(module, names)
-    failures = [(name, first_error(module, name)) for name in failed]
-    return failures or [(names[0], f"systemctl {verb} failed")]
+    # systemctl's failure may be one that systemd's own retry (Restart=on-failure) already made good:
+    # only the units that did not end as asked failed.
+    return [(name, first_error(module, name)) for name in failed]
 
 
 def settle(module: AnsibleModule, names: list[str], seconds: float = SETTLE_SECONDS) -> list[str]:

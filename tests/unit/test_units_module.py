@@ -91,6 +91,20 @@ def test_a_unit_that_keeps_restarting_fails_when_the_settle_time_is_over(units, 
     assert units.settle(None, ["a"], seconds=0) == ["a"]
 
 
+def test_a_failed_start_that_systemd_made_good_is_no_failure(units, monkeypatch) -> None:
+    """systemctl start exits 1 (nova-conductor could not reach the database yet), systemd restarts it and
+    it runs: the start succeeded. Found when tiny's services started right after a database restore."""
+
+    class Module:
+        def run_command(self, argv: list[str]):
+            return 1, "", "Job for nova-conductor.service failed"
+
+    monkeypatch.setattr(
+        units, "show", lambda _m, names: {n: {"ActiveState": "active", "SubState": "running"} for n in names}
+    )
+    assert units._systemctl(Module(), "start", ["nova-api", "nova-conductor"]) == []
+
+
 class _Commands:
     """A stand-in for AnsibleModule.run_command: systemctl show answers ``exec_start``."""
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy bench-operate clean
+.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy bench-operate bench-backup clean
 
 help:
 	@echo "make install    create $(VENV) and install viocli with its test tools"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench      start-up benchmark against kolla-ansible"
 	@echo "make bench-deploy  HA lab deployment and no-op configure (tuned vs stock Ansible settings)"
 	@echo "make bench-operate OMS=DIR  status time, LB failover, crash and clean restarts of an existing vio-lab-ha"
+	@echo "make bench-backup OMS=DIR   backup openstack_db vs mariadb-dump | gzip to the same export, and the restore"
 
 $(BIN)/viocli: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +63,9 @@ bench-deploy: install lab-deps
 # Day-2 operations on the existing vio-lab-ha of the OMS in OMS=DIR (default $VIOCLI_TEST_OMS; needs root).
 bench-operate: install
 	$(BIN)/python bench/operate $(if $(OMS),--oms $(OMS))
+
+bench-backup: install
+	$(BIN)/python bench/backup $(if $(OMS),--oms $(OMS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from viocli.children import die_with_viocli
 from viocli.errors import OperationFailed, Refused
+from viocli.health.parallel import fan_out
 from viocli.health.shell import CommandResult, NodeShell, SshShell
 from viocli.inventory.topology import Node
 
@@ -110,8 +111,8 @@ def choose_member(states: Sequence[MemberState]) -> MemberState:
 
 
 def member_states(shell: NodeShell, nodes: Sequence[Node]) -> list[MemberState]:
-    """Every database member's state, asked one after the other (a handful of short commands)."""
-    return [judge(node.name, shell.run(node, member_status_command(), timeout=15)) for node in nodes]
+    """Every database member's state, asked of all at once."""
+    return fan_out(list(nodes), lambda node: judge(node.name, shell.run(node, member_status_command(), timeout=15)))
 
 
 def checksum_command(socket: str | None = None) -> str:

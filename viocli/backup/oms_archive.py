@@ -114,7 +114,7 @@ def build(settings: Settings) -> tuple[bytes, list[ArchivedFile]]:
         mtime = int(time.time())
         for member, path, origin in entries:
             data = path.read_bytes()
-            mode = path.stat().st_mode & 0o777
+            mode = origin.stat().st_mode & 0o777  # the file's own mode, not its snapshot's
             archived.append(ArchivedFile(member, str(origin), mode, len(data), hashlib.sha256(data).hexdigest()))
             _add(tar, member, data, mode, mtime)
         manifest = {

@@ -24,6 +24,7 @@ from viocli.inventory.topology import Node
 CONNECT_TIMEOUT = 5  # seconds for the TCP connection and SSH handshake
 COMMAND_TIMEOUT = 5.0  # seconds a remote command may run (the node kills it after that)
 TIMED_OUT = 124  # rc when a command ran out of time (as coreutils' timeout reports it)
+STREAM_CIPHERS = "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes256-gcm@openssh.com"
 SSH_FAILED = 255  # rc when ssh itself failed: no connection, host key mismatch, key refused
 
 
@@ -80,6 +81,8 @@ class SshShell:
         remote = command if self.user == "root" else f"sudo -n sh -c {shlex.quote(command)}"
         options = self._options()
         options = options[: options.index("ControlMaster=auto") - 1]
+        # AES-GCM first: with the CPU's AES instructions it costs the OMS the least per byte streamed
+        options += ["-c", STREAM_CIPHERS]
         return ["ssh", *options, "-T", *([] if stdin else ["-n"]), f"{self.user}@{node.mgmt_ip}", remote]
 
     def ssh_argv(self, node: Node) -> list[str]:

@@ -25,7 +25,7 @@ from typing import IO, Any, BinaryIO
 import zstandard
 
 from viocli.atomic import CHUNK
-from viocli.backup.manifest import StoredFile
+from viocli.backup.manifest import HashingSink, StoredFile
 from viocli.backup.target import BackupTarget
 from viocli.children import die_with_viocli
 from viocli.errors import OperationFailed
@@ -141,16 +141,20 @@ def _stderr_text(stderr: IO[bytes]) -> str:
     return stderr.read().decode("utf-8", "replace")
 
 
-def _ended(process: subprocess.Popen[bytes], what: str, stderr: IO[bytes]) -> None:
-    """Wait for ``process``; OperationFailed with the last line of its stderr unless it exited 0."""
+def _ended(process: subprocess.Popen[bytes], what: str, stderr: IO[bytes], log: Any) -> None:
+    """Wait for ``process`` and log its stderr; OperationFailed with stderr's last line unless it exited 0."""
     try:
-        code = process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        code = process.wait()
-    if code != 0:
-        reason = _stderr_tail(stderr) or f"exit status {code}"
-        raise OperationFailed(f"{what} failed: {reason}")
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            code = process.wait()
+        if code != 0:
+            reason = _stderr_tail(stderr) or f"exit status {code}"
+            raise OperationFailed(f"{what} failed: {reason}")
+    finally:
+        if log is not None:
+            log.debug("%s: stderr:\n%s", what, _stderr_text(stderr))
 
 
 def node_to_target(argv: Sequence[str], target: BackupTarget, path: str, *, what: str, log: Any = None) -> StreamResult:
@@ -173,18 +177,13 @@ def node_to_target(argv: Sequence[str], target: BackupTarget, path: str, *, what
             size = target.write_stream(path, ahead)  # type: ignore[arg-type]
         except BaseException:
             process.kill()
-            process.wait()
-            if log is not None:
-                log.debug("%s: stderr:\n%s", what, _stderr_text(stderr))
+            with contextlib.suppress(OperationFailed):
+                _ended(process, what, stderr, log)
             raise
         finally:
             ahead.close()
             process.stdout.close()
-        try:
-            _ended(process, what, stderr)
-        finally:
-            if log is not None:
-                log.debug("%s: stderr:\n%s", what, _stderr_text(stderr))
+        _ended(process, what, stderr, log)
     assert stored.digest is not None
     result = StoredFile(path.rsplit("/", 1)[-1], size, stored.digest.hexdigest(), raw_size=raw.size)
     return StreamResult(result, time.monotonic() - started)
@@ -204,9 +203,9 @@ def target_to_node(
             list(argv), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=die_with_viocli()
         )
         assert process.stdin is not None
-        hashed = _HashingWriter()
+        hashed, raw = HashingSink(), HashingSink(hashed=False)
         decompressor = zstandard.ZstdDecompressor().stream_writer(
-            _Tee(process.stdin, hashed.raw), write_size=CHUNK, closefd=False
+            _Tee(process.stdin, raw), write_size=CHUNK, closefd=False
         )
         failure: list[BaseException] = []
         try:
@@ -221,55 +220,29 @@ def target_to_node(
         finally:
             with contextlib.suppress(BrokenPipeError, OSError):
                 process.stdin.close()
-        try:
-            _ended(process, what, stderr)
-        finally:
-            if log is not None:
-                log.debug("%s: stderr:\n%s", what, _stderr_text(stderr))
+        _ended(process, what, stderr, log)
         if failure:
             raise OperationFailed(f"{what} failed: {path} does not decompress: {failure[0]}")
     if hashed.size != expect.size or hashed.digest.hexdigest() != expect.sha256:
         raise OperationFailed(f"{what} failed: {path} read back differs from its manifest entry")
     return StreamResult(
-        StoredFile(expect.name, hashed.size, expect.sha256, raw_size=hashed.raw.size), time.monotonic() - started
+        StoredFile(expect.name, hashed.size, expect.sha256, raw_size=raw.size), time.monotonic() - started
     )
 
 
-class _HashingWriter(io.RawIOBase):
-    """Counts and hashes the stored bytes; ``raw_count`` counts the decompressed ones."""
-
-    def __init__(self) -> None:
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.raw = _Counter()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return len(data)
-
-
-class _Counter:
-    def __init__(self) -> None:
-        self.size = 0
-
-
 class _Tee(io.RawIOBase):
-    """Writes to ``sink`` and counts the bytes in ``counter``."""
+    """Writes to ``sink`` and to ``copy`` (which counts and hashes)."""
 
-    def __init__(self, sink: BinaryIO, counter: _Counter):
+    def __init__(self, sink: BinaryIO, copy: HashingSink):
         self.sink = sink
-        self.counter = counter
+        self.copy = copy
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
         self.sink.write(data)
-        self.counter.size += len(data)
+        self.copy.write(data)
         return len(data)
 
 

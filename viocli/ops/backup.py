@@ -11,9 +11,10 @@ of the same kind and deployment beyond ``backup.retention``, never the new one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 
 from viocli.backup import galera, oms_archive
 from viocli.backup.manifest import Manifest, StoredFile, check_files, read_manifest, write_manifest
-from viocli.backup.naming import KINDS, MANIFEST, check_name, kind_of, new_name, partial, unfinished
+from viocli.backup.naming import MANIFEST, check_name, kind_of, new_name, partial, unfinished
 from viocli.backup.stream import node_to_target
 from viocli.backup.target import BackupTarget, open_target, preflight
 from viocli.errors import BadInput, OperationFailed, Refused, ViocliError
@@ -298,8 +299,6 @@ def backup_mgmt_server(
             with _catalogued(store, OMS, backup_name, "mgmt_server", target) as backup_id:
                 target.mkdir(work)
                 size = target.write_stream(f"{work}/{OMS_FILE}", io.BytesIO(encrypted))
-                import hashlib
-
                 stored = StoredFile(OMS_FILE, size, hashlib.sha256(encrypted).hexdigest(), raw_size=len(archive))
                 manifest = Manifest(
                     kind="mgmt_server",
@@ -564,8 +563,3 @@ def _mark(
             )
     finally:
         store.close()
-
-
-def kinds() -> Sequence[str]:
-    """The kinds of backup, as the commands name them."""
-    return tuple(KINDS)

@@ -312,6 +312,8 @@ def _keep_aside(settings: Settings) -> Path | None:
 def _destination(settings: Settings, inner: dict[str, Any], entry: dict[str, Any]) -> Path:
     """Where an archived file goes: state files under this OMS's state dir, others where they were."""
     member = entry["member"]
+    if ".." in Path(member).parts or ".." in Path(entry["origin"]).parts or not Path(entry["origin"]).is_absolute():
+        raise OperationFailed(f"the OMS backup names a file outside its places: {member} ({entry['origin']})")
     if member.startswith("state/"):
         return settings.state_dir / member.removeprefix("state/")
     if member.startswith("config/"):

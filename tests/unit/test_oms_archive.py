@@ -85,3 +85,15 @@ def test_encrypted_with_a_passphrase_and_refused_with_another(oms: Settings) -> 
     flipped[-20] ^= 0x01
     with pytest.raises(BadInput, match="cannot decrypt"):
         oms_archive.decrypt(bytes(flipped), "correct horse battery staple", "vio_ms_1")
+
+
+def test_secrets_stored_before_deployment_create_are_in_the_archive(oms: Settings) -> None:
+    """`secrets set vcenter_password -d NAME` comes before `deployment create -i FILE`: that deployment has
+    no record yet, but its secrets are OMS state (found when a lab's second deployment lost them)."""
+    waiting = oms.deployment_dir("vio-next")
+    waiting.mkdir(parents=True)
+    (waiting / "secrets.yml").write_text("vcenter_password: VcPass\n")
+    (oms.state_dir / "deployments" / "not a name").mkdir()
+    members = {f.member for f in oms_archive.build(oms)[1]}
+    assert "state/deployments/vio-next/secrets.yml" in members
+    assert not any("not a name" in m for m in members)

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from viocli.errors import BadInput
+from viocli.names import is_valid_name
 from viocli.settings import Settings
 
 MANIFEST = "oms-manifest.json"
@@ -69,12 +70,25 @@ def _inventory_files(inventory: Path) -> list[Path]:
     return files
 
 
+def _deployment_dirs(settings: Settings, registered: list[str]) -> list[str]:
+    """Every deployment with private data on this OMS: the registered ones, and those whose secrets
+    were stored before ``deployment create`` (the vCenter password is set first)."""
+    names = set(registered)
+    root = settings.state_dir / "deployments"
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.is_dir() and is_valid_name(entry.name):
+                names.add(entry.name)
+    return sorted(names)
+
+
 def sources(settings: Settings) -> list[tuple[str, Path]]:
     """(member name, file) for every file the archive holds, but the state store (snapshotted apart)."""
     found: list[tuple[str, Path]] = []
     for key in sorted((settings.state_dir / "ssh").glob("id_*")):
         found.append((f"state/ssh/{key.name}", key))
-    for name, inventory in _deployments(settings.db_path):
+    registered = _deployments(settings.db_path)
+    for name in _deployment_dirs(settings, [name for name, _ in registered]):
         directory = settings.deployment_dir(name)
         for file_name in DEPLOYMENT_FILES:
             if (directory / file_name).is_file():
@@ -83,6 +97,7 @@ def sources(settings: Settings) -> list[tuple[str, Path]]:
             for path in sorted((directory / sub).rglob("*")):
                 if path.is_file():
                     found.append((f"state/deployments/{name}/{path.relative_to(directory)}", path))
+    for name, inventory in registered:
         for path in _inventory_files(inventory):
             found.append((f"inventories/{name}/{path.name}", path))
     if settings.config_file.is_file():

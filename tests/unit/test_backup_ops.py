@@ -238,3 +238,24 @@ def test_a_mgmt_server_backup_that_does_not_verify_is_refused(oms, target) -> No
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
     with pytest.raises(Refused, match=r"refusing to restore: backup vio_ms_\d+ on \S+ does not verify"):
         restore_mgmt_server(oms, result.name, target.spec, "a long passphrase", force=True)
+
+
+def test_verify_records_verified_then_failed_in_the_catalog(target, viocli_env) -> None:
+    """A backup made elsewhere enters the catalog verified; a changed byte later marks it failed."""
+    settings = load_settings()
+    StateStore.open_writable(settings.db_path).close()
+    name = "vio_os_db_20261201000000"
+    _fake_backup(target, name)
+    assert ops_backup.verify(settings, None, name, target.spec).files == 1
+    store = StateStore.open_readonly(settings.db_path)
+    assert store is not None and (store.backup_named(name).status, store.backup_named(name).deployment) == (
+        "verified",
+        "vio-prod",
+    )
+    store.close()
+    (target.root / name / "data").write_bytes(b"changed")
+    with pytest.raises(OperationFailed, match="does not verify"):
+        ops_backup.verify(settings, None, name, target.spec)
+    store = StateStore.open_readonly(settings.db_path)
+    assert store is not None and store.backup_named(name).status == "failed"
+    store.close()

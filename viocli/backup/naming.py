@@ -31,6 +31,14 @@ def kind_of(name: str) -> str | None:
     return next(kind for kind, prefix in KINDS.items() if prefix == match.group(1))
 
 
+def taken_at(name: str) -> str | None:
+    """When a backup named ``name`` was taken (ISO 8601, UTC), from its name; None for another name."""
+    match = _NAME.fullmatch(name)
+    if match is None:
+        return None
+    return datetime.strptime(match.group(2), STAMP).replace(tzinfo=UTC).isoformat()
+
+
 def partial(name: str) -> str:
     """The directory a backup is written into until it is complete."""
     return PARTIAL_PREFIX + name

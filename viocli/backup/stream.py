@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 import zstandard
 
@@ -130,8 +130,7 @@ class StreamResult:
 
 
 def _stderr_tail(stderr: IO[bytes]) -> str:
-    stderr.seek(0)
-    text = stderr.read().decode("utf-8", "replace")[-STDERR_TAIL:]
+    text = _stderr_text(stderr)[-STDERR_TAIL:]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else ""
 
@@ -205,7 +204,7 @@ def target_to_node(
         assert process.stdin is not None
         hashed, raw = HashingSink(), HashingSink(hashed=False)
         decompressor = zstandard.ZstdDecompressor().stream_writer(
-            _Tee(process.stdin, raw), write_size=CHUNK, closefd=False
+            _Fanout(process.stdin, raw), write_size=CHUNK, closefd=False
         )
         failure: list[BaseException] = []
         try:
@@ -228,22 +227,6 @@ def target_to_node(
     return StreamResult(
         StoredFile(expect.name, hashed.size, expect.sha256, raw_size=raw.size), time.monotonic() - started
     )
-
-
-class _Tee(io.RawIOBase):
-    """Writes to ``sink`` and to ``copy`` (which counts and hashes)."""
-
-    def __init__(self, sink: BinaryIO, copy: HashingSink):
-        self.sink = sink
-        self.copy = copy
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.sink.write(data)
-        self.copy.write(data)
-        return len(data)
 
 
 class _Fanout(io.RawIOBase):

@@ -18,16 +18,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from viocli.backup import galera, oms_archive
 from viocli.backup.manifest import Manifest, StoredFile, check_files, read_manifest, write_manifest
-from viocli.backup.naming import MANIFEST, check_name, kind_of, new_name, partial, unfinished
+from viocli.backup.naming import MANIFEST, check_name, kind_of, new_name, partial, taken_at, unfinished
 from viocli.backup.stream import node_to_target
 from viocli.backup.target import BackupTarget, open_target, preflight
 from viocli.errors import BadInput, OperationFailed, Refused, ViocliError
 from viocli.health.shell import SshShell
+from viocli.inventory.model import Backup
 from viocli.logsetup import get_logger
 from viocli.ops.configure import existing_deployment, status_refused
 from viocli.ops.context import Deployment, deployment_name
@@ -223,6 +224,8 @@ def backup_openstack_db(
                     frozen.abandon()
                     raise
                 frozen.release()
+                if not tables:
+                    raise OperationFailed(f"no table was found to checksum on {node.name}")
                 duration = time.monotonic() - started
                 manifest = Manifest(
                     kind="openstack_db",
@@ -241,8 +244,6 @@ def backup_openstack_db(
                         "tables": tables,
                     },
                 )
-                if not tables:
-                    raise OperationFailed(f"no table was found to checksum on {node.name}")
                 _finish(op.store, target, work, manifest, backup_id)
             log.info(
                 "backup %s complete: %d bytes (%d raw) in %.1f s",
@@ -315,7 +316,7 @@ def backup_mgmt_server(
                     },
                 )
                 _finish(store, target, work, manifest, backup_id)
-            keep = retention(deployment) if deployment is not None else 7
+            keep = retention(deployment) if deployment is not None else Backup().retention
             removed = apply_retention(store, target, OMS, "mgmt_server", keep, backup_name)
         finally:
             store.close()
@@ -403,7 +404,7 @@ def _merge_entry(target: BackupTarget, entry: str, listed: dict[str, ListedBacku
                 "incomplete",
                 None,
                 None,
-                _stamp(pending),
+                taken_at(pending),
                 "export",
                 "an unfinished backup (no manifest)",
             )
@@ -414,7 +415,9 @@ def _merge_entry(target: BackupTarget, entry: str, listed: dict[str, ListedBacku
     try:
         manifest = read_manifest(target, entry)
     except ViocliError as error:
-        listed[entry] = ListedBackup(entry, kind, "?", "incomplete", None, None, _stamp(entry), "export", error.message)
+        listed[entry] = ListedBackup(
+            entry, kind, "?", "incomplete", None, None, taken_at(entry), "export", error.message
+        )
         return
     if deployment is not None and manifest.deployment not in (deployment, OMS):
         return
@@ -434,14 +437,6 @@ def _merge_entry(target: BackupTarget, entry: str, listed: dict[str, ListedBacku
             manifest.created_at,
             "export",
         )
-
-
-def _stamp(name: str) -> str | None:
-    digits = name.rsplit("_", 1)[-1]
-    try:
-        return datetime.strptime(digits, "%Y%m%d%H%M%S").replace(tzinfo=UTC).isoformat()
-    except ValueError:
-        return None
 
 
 # --- backup verify --------------------------------------------------------------------------------
@@ -537,29 +532,28 @@ def _mark(
     except (OSError, ViocliError):
         return
     try:
-        deployments = [
-            r.deployment
-            for d in [*store.deployments(), None]
-            for r in store.backups(d.name if d else OMS)
-            if r.name == backup_name
-        ]
-        if deployments:
-            store.set_backup_status(deployments[0], backup_name, status, message)
+        record = store.backup_named(backup_name)
+        if record is not None:
+            store.set_backup_status(record.deployment, backup_name, status, message)
         elif manifest is not None and spec is not None:
-            store.record_backup(
-                BackupRecord(
-                    0,
-                    manifest.deployment,
-                    backup_name,
-                    manifest.kind,
-                    spec,
-                    manifest.created_at,
-                    manifest.created_at,
-                    status,
-                    manifest.size,
-                    manifest.files[0].sha256 if manifest.files else None,
-                    message,
-                )
-            )
+            store.record_backup(catalog_record(manifest, spec, status, message))
     finally:
         store.close()
+
+
+def catalog_record(manifest: Manifest, spec: str, status: str, message: str | None = None) -> BackupRecord:
+    """The catalog entry of a finished backup found on ``spec`` (made by another OMS, or before a restore)."""
+    checksum = manifest.files[0].sha256 if manifest.files else None
+    return BackupRecord(
+        0,
+        manifest.deployment,
+        manifest.name,
+        manifest.kind,
+        spec,
+        manifest.created_at,
+        manifest.created_at,
+        status,
+        manifest.size,
+        checksum,
+        message,
+    )

@@ -35,7 +35,7 @@ from viocli.inventory.topology import Node
 from viocli.logsetup import get_logger
 from viocli.ops import plans
 from viocli.ops.ansible import run_ansible
-from viocli.ops.backup import OMS, OMS_FILE, node_shell, opened, target_spec, verify_files
+from viocli.ops.backup import OMS_FILE, catalog_record, node_shell, opened, target_spec, verify_files
 from viocli.ops.configure import existing_deployment, status_refused
 from viocli.ops.context import Deployment
 from viocli.ops.lifecycle import HEALTH_WAIT_SECONDS, health_report
@@ -43,7 +43,7 @@ from viocli.ops.operation import operation
 from viocli.ops.status import StatusReport
 from viocli.services import load_services
 from viocli.settings import Settings
-from viocli.state.store import BackupRecord, StateStore
+from viocli.state.store import StateStore
 
 STAGE = "/var/lib/mysql-restore"  # on the datadir's file system: the playbook moves it into place
 PREVIOUS = "/var/lib/mysql-before-restore"
@@ -105,9 +105,8 @@ def restore_test(
     shell = node_shell(settings, deployment)
     members = [n for n in deployment.nodes if "database" in n.groups]
     try:
-        states = galera.member_states(shell, members)
-        able = [s for s in states if s.problem is None] or states
-        node = next(n for n in members if n.name == min(able, key=lambda s: (s.connections, s.node)).node)
+        chosen = galera.choose_member(galera.member_states(shell, members))
+        node = next(n for n in members if n.name == chosen.node)
         say(f"restoring {manifest.name} into a throwaway MariaDB on {node.name}")
         data = f"{TEST_DIR}/data"
         socket = f"{TEST_DIR}/mysqld.sock"
@@ -265,21 +264,7 @@ def restore_mgmt_server(
     store = StateStore.open_writable(settings.db_path)
     try:
         deployments = [d.name for d in store.deployments()]
-        store.record_backup(
-            BackupRecord(
-                0,
-                OMS,
-                backup_name,
-                "mgmt_server",
-                target.spec,
-                manifest.created_at,
-                manifest.created_at,
-                "verified",
-                manifest.size,
-                manifest.files[0].sha256,
-                None,
-            )
-        )
+        store.record_backup(catalog_record(manifest, target.spec, "verified"))
     finally:
         store.close()
     say(f"restored {restored} files: deployments {', '.join(deployments) or 'none'}")

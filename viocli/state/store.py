@@ -331,14 +331,17 @@ class StateStore:
 
     def set_backup_status(self, deployment: str, name: str, status: str, message: str | None = None) -> None:
         """Change the status of a finished backup (``verified`` after a verify passes, ``failed`` when
-        one does not), adding it to the catalog if it was made elsewhere (another OMS, a restored one)."""
+        one does not)."""
         with self.transaction() as db:
-            cursor = db.execute(
+            db.execute(
                 "UPDATE backups SET status=?, message=? WHERE deployment=? AND name=?",
                 (status, message, deployment, name),
             )
-            if cursor.rowcount == 0:
-                raise KeyError(name)
+
+    def backup_named(self, name: str) -> BackupRecord | None:
+        """The catalog entry of the backup ``name``, whichever deployment (or the OMS) it belongs to."""
+        row = self._db.execute("SELECT * FROM backups WHERE name=? ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+        return BackupRecord(**dict(row)) if row else None
 
     def record_backup(self, record: BackupRecord) -> None:
         """Add a finished backup found on a target (made before this catalog existed) to the catalog."""

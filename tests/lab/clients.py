@@ -126,6 +126,7 @@ class RowWriterLoop:
     table: str = field(default_factory=lambda: f"acknowledged_{uuid.uuid4().hex[:12]}")
     pause: float = 0.05
     acknowledged: list[int] = field(default_factory=list)
+    acknowledged_at: list[float] = field(default_factory=list)  # when each COMMIT was acknowledged
     errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -162,6 +163,7 @@ class RowWriterLoop:
                     cursor.execute(f"INSERT INTO {self.table} (n) VALUES (%s)", (number,))
                 connection.commit()
                 self.acknowledged.append(number)
+                self.acknowledged_at.append(time.time())
             except Exception as error:  # any failure: the write was not acknowledged
                 self.errors.append(f"{number}: {error}")
                 if connection is not None:

@@ -119,3 +119,26 @@ def test_ip_already_in_use_is_refused(vcsim, lab_inventory) -> None:
     expected = r"10\.203\.0\.50, planned for controller01, is already used by the VM vio-lab-tiny"
     with pytest.raises(BadInput, match=expected):
         provision(si, other, other_nodes)
+
+
+def test_a_node_rebuilt_on_its_own_goes_back_into_its_roles_rule(vcsim, lab_inventory) -> None:
+    from pyVmomi import vim
+
+    from viocli.vsphere.remove import destroy_vm
+
+    si, inventory, nodes = _setup(vcsim, lab_inventory("lab-ha"))
+    provision(si, inventory, nodes)
+    lost = _vm(si, "vio-lab-ha-DB-1")
+    assert destroy_vm(si, lost, label="database02") is True
+    database02 = next(n for n in nodes if n.name == "database02")
+    rebuilt = provision(si, inventory, [database02], peers=nodes)
+    assert rebuilt.created == ["database02"] and rebuilt.adopted == []
+    new = _vm(si, "vio-lab-ha-DB-1")
+    assert new._moId != lost._moId and str(new.runtime.powerState) == "poweredOn"
+    assert str(database02.mgmt_ip) in {a for nic in new.guest.net for a in nic.ipAddress}
+    cluster = find(si, vim.ClusterComputeResource, "vio-mgmt")
+    rules = {rule.name: {vm._moId for vm in rule.vm} for rule in cluster.configurationEx.rule}
+    members = {_vm(si, n.vm_name)._moId for n in nodes if n.role == "database"}
+    assert new._moId in members and rules["vio-lab-ha-database-anti-affinity"] == members
+    # only the new clone was powered on: the other VMs were left as they were
+    assert rebuilt.powered_on == ["database02"]

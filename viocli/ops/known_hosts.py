@@ -22,3 +22,27 @@ def write_known_hosts(path: Path, entries: Mapping[str, tuple[list[str], str]]) 
         lines.append(f"{','.join([*addresses, name])} {parts[0]} {parts[1]}\n")
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomic(path, "".join(lines).encode("ascii"), 0o600)
+
+
+def replace_host_key(path: Path, name: str, addresses: list[str], key: str) -> bool:
+    """Put ``name``'s new host key (a rebuilt node) in place of its old one; the other nodes' lines stay.
+
+    Returns True when the key changed. Checking stays on: only the line of this node, matched by its
+    name or any of its addresses, is replaced, with the key its new VM published in vCenter.
+    """
+    own = {name, *addresses}
+    entries: dict[str, tuple[list[str], str]] = {}
+    old_key = None
+    text = path.read_text(encoding="ascii") if path.exists() else ""
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        hosts, key_type, key_data = line.split()[:3]
+        names = hosts.split(",")
+        if own & set(names):
+            old_key = f"{key_type} {key_data}"
+            continue
+        entries[names[-1]] = (names[:-1], f"{key_type} {key_data}")
+    entries[name] = (addresses, key)
+    write_known_hosts(path, entries)
+    return old_key != " ".join(key.split()[:2])

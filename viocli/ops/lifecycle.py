@@ -108,7 +108,7 @@ def vcenter_session(settings: Settings, deployment: Deployment) -> Iterator[Any]
         Disconnect(si)
 
 
-def _locate(si: Any, store: StateStore, deployment: Deployment) -> dict[str, NodeVM]:
+def locate_vms(si: Any, store: StateStore, deployment: Deployment) -> dict[str, NodeVM]:
     """Every node's VM (by the VM id the state store keeps, else by name); learned ids are recorded."""
     recorded = {r.name: r.vm_id for r in store.nodes(deployment.name)}
     vms = find_vms(si, deployment.loaded.model.vcenter.datacenter, deployment.nodes, recorded)
@@ -157,7 +157,7 @@ def start(
     with operation(settings, deployment.name, "deployment start") as op:
         _under_lock(op.store, deployment, STARTABLE, "start", CREATED)
         with vcenter_session(settings, deployment) as si:
-            vms = _locate(si, op.store, deployment)
+            vms = locate_vms(si, op.store, deployment)
             missing = [v for v in vms.values() if v.vm is None]
             if missing:
                 raise Refused(
@@ -233,7 +233,7 @@ def stop(
     with operation(settings, dname, "deployment stop") as op:
         status = _under_lock(op.store, deployment, allowed, "stop", CREATED)
         with vcenter_session(settings, deployment) as si:
-            vms = _locate(si, op.store, deployment)
+            vms = locate_vms(si, op.store, deployment)
         on = [v for v in vms.values() if v.power_state == POWERED_ON]
         down = [v for v in vms.values() if v.power_state != POWERED_ON]
         if status == "stopped":
@@ -271,7 +271,7 @@ def stop(
             stopped = _stop_services(settings, deployment, run, verbosity)
         op.store.set_deployment_status(dname, "stopping")
         with vcenter_session(settings, deployment) as si:
-            vms = _locate(si, op.store, deployment)  # as they are now, after the playbook
+            vms = locate_vms(si, op.store, deployment)  # as they are now, after the playbook
             stopped_on = {v.node for v in on}
             running = [v for v in vms.values() if v.power_state == POWERED_ON and v.node in stopped_on]
             if running:

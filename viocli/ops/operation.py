@@ -32,6 +32,11 @@ class Operation:
     deployment: str
     command: str
     store: StateStore
+    note: str | None = None  # what the history keeps of a success (e.g. what was recovered and why)
+
+
+def _noted(message: str, note: str | None) -> str:
+    return f"{message} ({note})" if note else message
 
 
 @contextmanager
@@ -58,16 +63,18 @@ def operation(settings: Settings, deployment: str, command: str) -> Iterator[Ope
             log.warning("%s", message)
         operation_id = store.start_operation(deployment, command, holder.user, holder.pid)
         log.info("operation %d: %s on %s", operation_id, command, deployment)
+        handle = Operation(operation_id, deployment, command, store)
         try:
-            yield Operation(operation_id, deployment, command, store)
+            yield handle
         except ViocliError as error:
-            store.finish_operation(operation_id, "failed", error.exit_code, error.message)
+            store.finish_operation(operation_id, "failed", error.exit_code, _noted(error.message, handle.note))
             raise
         except BaseException as error:
-            store.finish_operation(operation_id, "failed", EXIT_FAILED, f"{type(error).__name__}: {error}")
+            message = f"{type(error).__name__}: {error}"
+            store.finish_operation(operation_id, "failed", EXIT_FAILED, _noted(message, handle.note))
             raise
         else:
-            store.finish_operation(operation_id, "succeeded", 0)
+            store.finish_operation(operation_id, "succeeded", 0, handle.note)
     finally:
         lock.release()
         store.close()

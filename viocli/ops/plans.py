@@ -39,6 +39,26 @@ def deploy(deployment: Deployment, limit: Sequence[str] = ()) -> PlaybookRun:
     return PlaybookRun("deploy.yml", limit=check_limit(deployment, limit), extravars={"viocli_action": "deploy"})
 
 
+def peers(deployment: Deployment, nodes: Sequence[str]) -> list[str]:
+    """``nodes`` and every node that shares a service group with one of them, in the deployment's order:
+    what a rebuilt node's deploy must run on (its cluster's members take it back)."""
+    groups = {g for n in deployment.nodes if n.name in nodes for g in n.groups}
+    return [n.name for n in deployment.nodes if n.name in nodes or groups & set(n.groups)]
+
+
+def recover(deployment: Deployment, nodes: Sequence[str]) -> PlaybookRun:
+    """Deploy rebuilt ``nodes`` from scratch, with their peers: Galera takes a new member by SST, RabbitMQ
+    forgets a member's old self and the new one joins, the load balancers' VIPs and checks converge."""
+    for name in nodes:
+        if deployment.node(name) is None:
+            raise BadInput(f"{name} is not a node of deployment {deployment.name}")
+    return PlaybookRun(
+        "deploy.yml",
+        limit=check_limit(deployment, peers(deployment, nodes)),
+        extravars={"viocli_action": "deploy"},
+    )
+
+
 def configure(
     deployment: Deployment,
     *,

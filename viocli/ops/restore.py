@@ -147,6 +147,56 @@ class RestoreResult:
     report: StatusReport
 
 
+def verified_backup(target: BackupTarget, backup_name: str, deployment: str) -> Manifest:
+    """The manifest of ``backup_name`` once every file verified and it is ``deployment``'s; else Refused."""
+    try:
+        manifest = verify_files(target, backup_name)
+    except OperationFailed as error:
+        raise Refused(f"refusing to restore: {error.message}", hint=error.hint) from None
+    if manifest.deployment != deployment:
+        raise Refused(
+            f"{backup_name} is a backup of deployment {manifest.deployment}, not of {deployment}",
+            hint="restore a backup of this deployment (viocli backup list)",
+        )
+    return manifest
+
+
+def restore_galera(
+    settings: Settings,
+    deployment: Deployment,
+    target: BackupTarget,
+    manifest: Manifest,
+    node: Node,
+    *,
+    say: Callable[[str], None] = _quiet,
+    verbosity: int = 0,
+) -> tuple[int, float, float]:
+    """The restore itself, under the caller's lock, for ``restore openstack_db`` and ``recover -r DB``:
+    unpack and prepare on ``node`` while serving, stop the OpenStack services, restart Galera from the
+    backup (restore.yml), compare every table with the backup's checksums, start the services.
+
+    Returns (tables checked, unpack seconds, seconds the OpenStack services were down).
+    """
+    stopped = [s.name for s in load_services() if s.group in STOPPED_GROUPS]
+    shell = node_shell(settings, deployment)
+    try:
+        say(f"unpacking and preparing {manifest.name} on {node.name} (the deployment keeps serving)")
+        unpack_seconds = _unpack(shell, node, target, manifest, STAGE)
+        down = time.monotonic()
+        say(f"stopping the OpenStack services: {', '.join(stopped)}")
+        run_ansible(settings, deployment, plans.services(deployment, "stop", services=stopped), verbosity=verbosity)
+        say(f"restoring Galera from {node.name}; the other members join it one at a time")
+        run_ansible(settings, deployment, plans.restore_db(deployment, node.name, STAGE), verbosity=verbosity)
+        tables = _compare(manifest, galera.table_checksums(shell, node), f"restored database on {node.name}")
+        say(f"{tables} tables match the backup's checksums")
+        shell.run(node, f"rm -rf {PREVIOUS}", timeout=600)
+        say("starting the OpenStack services")
+        run_ansible(settings, deployment, plans.start(deployment), verbosity=verbosity)
+        return tables, unpack_seconds, time.monotonic() - down
+    finally:
+        shell.close()
+
+
 def restore_openstack_db(
     settings: Settings,
     name: str | None,
@@ -168,15 +218,7 @@ def restore_openstack_db(
         operation(settings, dname, "restore openstack_db") as op,
     ):
         say(f"verifying {backup_name} on {target.spec}")
-        try:
-            manifest = verify_files(target, backup_name)
-        except OperationFailed as error:
-            raise Refused(f"refusing to restore: {error.message}", hint=error.hint) from None
-        if manifest.deployment != dname:
-            raise Refused(
-                f"{backup_name} is a backup of deployment {manifest.deployment}, not of {dname}",
-                hint="restore a backup of this deployment (viocli backup list)",
-            )
+        manifest = verified_backup(target, backup_name, dname)
         node = next(n for n in deployment.nodes if "database" in n.groups)
         stopped = [s.name for s in load_services() if s.group in STOPPED_GROUPS]
         lines = [
@@ -187,23 +229,9 @@ def restore_openstack_db(
         ]
         if not confirm(lines):
             raise Refused("restore cancelled; nothing was changed")
-        shell = node_shell(settings, deployment)
-        try:
-            say(f"unpacking and preparing {backup_name} on {node.name} (the deployment keeps serving)")
-            unpack_seconds = _unpack(shell, node, target, manifest, STAGE)
-            down = time.monotonic()
-            say(f"stopping the OpenStack services: {', '.join(stopped)}")
-            run_ansible(settings, deployment, plans.services(deployment, "stop", services=stopped), verbosity=verbosity)
-            say(f"restoring Galera from {node.name}; the other members join it one at a time")
-            run_ansible(settings, deployment, plans.restore_db(deployment, node.name, STAGE), verbosity=verbosity)
-            tables = _compare(manifest, galera.table_checksums(shell, node), f"restored database on {node.name}")
-            say(f"{tables} tables match the backup's checksums")
-            shell.run(node, f"rm -rf {PREVIOUS}", timeout=600)
-            say("starting the OpenStack services")
-            run_ansible(settings, deployment, plans.start(deployment), verbosity=verbosity)
-            downtime = time.monotonic() - down
-        finally:
-            shell.close()
+        tables, unpack_seconds, downtime = restore_galera(
+            settings, deployment, target, manifest, node, say=say, verbosity=verbosity
+        )
         op.store.set_deployment_status(dname, "running")
         report = health_report(settings, dname, say, HEALTH_WAIT_SECONDS)
         if report.failed:

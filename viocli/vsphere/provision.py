@@ -123,21 +123,25 @@ def _addresses_in_use(si: Any, exclude: set[str]) -> dict[str, str]:
 def _ensure_anti_affinity(
     si: Any, inventory: Inventory, nodes: list[Node], placement: Placement, vms: dict[str, Any]
 ) -> list[str]:
-    """One DRS anti-affinity rule per replicated role (LB pair, controller pair, DB trio)."""
+    """One DRS anti-affinity rule per replicated role (LB pair, controller pair, DB trio), holding
+    exactly the role's VMs: a rule that names a VM no longer there (a rebuilt node) is edited."""
     from pyVmomi import vim
 
-    existing = {rule.name for rule in (placement.cluster.configurationEx.rule or [])}
+    existing = {rule.name: rule for rule in (placement.cluster.configurationEx.rule or [])}
     specs, names = [], []
     for role in ANTI_AFFINITY_ROLES:
-        members = [vms[n.name] for n in nodes if n.role == role]
+        members = [vms[n.name] for n in nodes if n.role == role and n.name in vms]
         name = f"{inventory.name}-{role}-anti-affinity"
         if len(members) < 2:
             continue
         names.append(name)
-        if name in existing:
-            continue
-        rule = vim.cluster.AntiAffinityRuleSpec(name=name, enabled=True, mandatory=True, vm=members)
-        specs.append(vim.cluster.RuleSpec(operation="add", info=rule))
+        rule = existing.get(name)
+        if rule is None:
+            info = vim.cluster.AntiAffinityRuleSpec(name=name, enabled=True, mandatory=True, vm=members)
+            specs.append(vim.cluster.RuleSpec(operation="add", info=info))
+        elif {vm._moId for vm in rule.vm or []} != {vm._moId for vm in members}:
+            info = vim.cluster.AntiAffinityRuleSpec(key=rule.key, name=name, enabled=True, mandatory=True, vm=members)
+            specs.append(vim.cluster.RuleSpec(operation="edit", info=info))
     if specs:
         spec = vim.cluster.ConfigSpecEx(rulesSpec=specs)
         wait_for_tasks(si, [placement.cluster.ReconfigureComputeResource_Task(spec=spec, modify=True)])
@@ -175,8 +179,13 @@ def provision(
     *,
     oms_public_key: str | None = None,
     say: Callable[[str], None] = lambda _text: None,
+    peers: list[Node] | None = None,
 ) -> ProvisionResult:
-    """Make every node's VM exist, run, and report its IP; adopt VMs that are already there."""
+    """Make every node's VM exist, run, and report its IP; adopt VMs that are already there.
+
+    ``peers`` (default ``nodes``) are all the deployment's nodes: the anti-affinity rules hold every
+    peer's VM, so a node rebuilt on its own (``recover``) goes back into its role's rule.
+    """
     from pyVmomi import vim
 
     placement = locate(si, inventory)
@@ -215,7 +224,8 @@ def provision(
         for node, vm in zip(missing, wait_for_tasks(si, tasks), strict=True):
             vms[node.name] = vm
             result.created.append(node.name)
-    result.rules = _ensure_anti_affinity(si, inventory, nodes, placement, vms)
+    ruled = {n.name: existing[n.vm_name] for n in peers or nodes if n.vm_name in existing} | vms
+    result.rules = _ensure_anti_affinity(si, inventory, peers or nodes, placement, ruled)
     off = [name for name, vm in vms.items() if str(vm.runtime.powerState) != "poweredOn"]
     if off:
         say(f"powering on {len(off)} VM(s)")

@@ -48,7 +48,6 @@ DESIGN_COMMANDS = [
 # Commands not built yet, with arguments that parse, and whether they change things (need root).
 NOT_LANDED = [
     (["deployment", "getlogs"], True),
-    (["deployment", "destroy", "-f"], True),
     (["deployment", "cert-req-create"], True),
     (["recover", "-r", "DB", "-dn", "vio_os_db_20260101000000", "-nfs", "10.0.0.5:/b"], True),
     (["recover", "-n", "controller01"], True),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import signal
 import stat
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ import pytest
 from viocli.errors import Refused
 from viocli.ops.operation import operation
 from viocli.settings import load_settings
+from viocli.state.lock import DeploymentLock, LockHolder
 from viocli.state.store import StateStore
 
 HOLDER = textwrap.dedent(
@@ -105,3 +109,31 @@ def test_lock_of_a_dead_process_is_taken_over(viocli_env, capsys: pytest.Capture
     store = StateStore.open_readonly(load_settings().db_path)
     dead = [r for r in store.operations("vio") if r.pid == holder.pid]
     assert [r.result for r in dead] == ["interrupted"]
+
+
+def test_a_lock_file_removed_by_its_holder_is_never_locked_by_a_late_comer(viocli_env, monkeypatch) -> None:
+    # deployment destroy deletes the lock file while holding it. A process that opened the old file
+    # just before must not lock that orphan while a third one locks the new file: it retries.
+    lock_dir = load_settings().state_dir / "locks"
+    holder = LockHolder(command="deployment destroy", pid=os.getpid(), user="root", started_at="now")
+    first = DeploymentLock(lock_dir, "vio").acquire(holder)
+    real_flock = fcntl.flock
+    raced: list[int] = []
+
+    def holder_leaves_first(fd: int, operation: int) -> None:
+        if not raced:  # the late comer opened the file while `first` held it; now `first` finishes
+            raced.append(fd)
+            first.remove()
+            first.release()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", holder_leaves_first)
+    late = DeploymentLock(lock_dir, "vio").acquire(replace(holder, command="deployment create"))
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    assert raced and late.path.exists()
+    assert json.loads(late.path.read_text())["command"] == "deployment create"
+    with pytest.raises(Refused, match="'deployment create'"):
+        DeploymentLock(lock_dir, "vio").acquire(replace(holder, command="deployment start"))
+    late.release()
+    with pytest.raises(RuntimeError, match="not held"):
+        DeploymentLock(lock_dir, "vio").remove()

@@ -13,53 +13,20 @@ import pytest
 from tests.unit.test_command_playbooks import FakeRunner
 from viocli.errors import OperationFailed
 from viocli.health.result import Result, Status
-from viocli.inventory.load import load_inventory
 from viocli.lab import simulator
 from viocli.ops import lifecycle
 from viocli.ops import status as ops_status
-from viocli.ops.context import resolve_deployment
 from viocli.ops.status import StatusReport
-from viocli.secrets.store import SecretStore
 from viocli.settings import load_settings
 from viocli.state.store import StateStore
 from viocli.vsphere import power
-from viocli.vsphere.connection import connect
 from viocli.vsphere.objects import find
 from viocli.vsphere.power import NodeVM, find_vms, power_off, power_on
-from viocli.vsphere.provision import provision
 from viocli.vsphere.tasks import wait_for_tasks
 
 pytestmark = pytest.mark.vsphere
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _login(vcsim: simulator.SimulatorHandle) -> Any:
-    return connect(
-        "127.0.0.1", vcsim.port, vcsim.username, simulator.read_password(vcsim.password_file), ca_file=vcsim.ca_file
-    )
-
-
-@pytest.fixture
-def deployed(vcsim, lab_inventory, viocli_env):
-    """lab-ha's nine VMs provisioned in the simulator and recorded in the state store as create does."""
-    settings = load_settings()
-    path = lab_inventory("lab-ha")
-    loaded = load_inventory(path)
-    store = StateStore.open_writable(settings.db_path)
-    store.register_deployment(loaded.name, path, loaded.model.mode)
-    deployment = resolve_deployment(settings, store, path, None)
-    store.record_nodes(deployment.name, deployment.nodes)
-    si = _login(vcsim)
-    result = provision(si, loaded.model, deployment.nodes)
-    for node, vm_id in result.vm_ids.items():
-        store.update_node(deployment.name, node, vm_id=vm_id)
-    store.set_deployment_status(deployment.name, "running")
-    store.close()
-    SecretStore(settings.deployment_dir(deployment.name)).set(
-        "vcenter_password", simulator.read_password(vcsim.password_file)
-    )
-    return si, deployment, result.vm_ids
 
 
 def _states(si: Any, deployment, vm_ids) -> dict[str, str | None]:

@@ -19,6 +19,7 @@ from viocli.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from viocli.ops.destroy import DestroyResult
     from viocli.ops.status import StatusReport
     from viocli.settings import Settings
 
@@ -38,7 +39,6 @@ extra_vars_option = click.option(
     help="Override a variable for this run only (beats custom.yml). Never put secrets here.",
 )
 yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-force_option = click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -276,12 +276,68 @@ def getlogs(dest: Path | None, since: str | None) -> None:
 
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)
-@force_option
+@click.option("-y", "--yes", "-f", "--force", "yes", is_flag=True, help="Do not ask for the deployment's name.")
 @common_options
-@not_landed("vSphere provisioning")
 @requires_root
-def destroy(force: bool) -> None:
-    """Delete every VM of the deployment and forget it (asks unless --force)."""
+def destroy(yes: bool) -> None:
+    """Delete the deployment's VMs, DRS rules and VM folder, then its state on the OMS (secrets included).
+
+    Shows what goes and asks to type the deployment's name (unless --yes). Backups on NFS stay; back
+    up the OMS first (backup mgmt_server) to keep the secrets. Resumable: run it again after a failure.
+    """
+    from viocli.ops.destroy import destroy as destroy_deployment
+    from viocli.settings import load_settings
+
+    def confirm(lines: list[str], name: str) -> str:
+        for line in lines:
+            click.echo(line)
+        if yes:
+            return name
+        try:
+            return click.prompt(
+                f"type the deployment's name ({name}) to destroy it", default="", show_default=False, err=True
+            )
+        except click.Abort:  # end of input or Ctrl-C: cancelled like a wrong name
+            return ""
+
+    settings = load_settings()
+    result = destroy_deployment(
+        settings, deployment_name(), confirm=confirm, say=lambda text: click.echo(f"viocli: {text}", err=True)
+    )
+    for line in _destroyed_lines(result):
+        click.echo(line)
+    if settings.default_deployment == result.deployment:
+        click.echo(
+            f"  note: the default deployment ({settings.default_deployment_source}) is still {result.deployment}; "
+            "set another: sudo viocli deployment default NAME"
+        )
+
+
+def _destroyed_lines(result: DestroyResult) -> list[str]:
+    """What ``deployment destroy`` deleted, a line per kind of thing."""
+    lines = [f"deployment {result.deployment} destroyed"]
+    remains, removed = result.remains, result.removed
+    if remains is not None and removed is not None:
+        lines.append(f"  VMs deleted: {', '.join(removed.vms) or 'none'}")
+        if remains.gone:
+            lines.append(f"  VMs already gone: {', '.join(v.vm_name for v in remains.gone)}")
+        if remains.strangers:
+            lines.append(f"  VMs left alone (not the deployment's): {', '.join(v.vm_name for v in remains.strangers)}")
+        lines.append(f"  DRS rules deleted: {', '.join(removed.rules) or 'none'}")
+        if removed.folder is not None:
+            lines.append(f"  VM folder deleted: {removed.folder}")
+        elif removed.kept:
+            lines.append(f"  VM folder kept: {remains.folder_name} (it holds {', '.join(removed.kept)})")
+        else:
+            lines.append(f"  VM folder: {remains.folder_name} was already gone")
+    forgotten = result.forgotten
+    rows = ", ".join(f"{table} {count}" for table, count in forgotten.rows.items())
+    lines.append(f"  state store rows deleted: {rows}")
+    if forgotten.directory is not None:
+        lines.append(f"  directory deleted: {forgotten.directory}")
+    kept = f"the inventory file {result.inventory_path} and " if result.inventory_path is not None else ""
+    lines.append(f"  kept: {kept}every backup on NFS")
+    return lines
 
 
 @deployment.command(name="cert-req-create", context_settings=CONTEXT_SETTINGS)

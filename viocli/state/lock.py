@@ -62,17 +62,21 @@ class DeploymentLock:
         If the previous holder died without releasing, its record is kept in ``taken_over``.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            current = self._read_holder()
-            who = current.describe() if current else "another viocli process"
-            raise Refused(
-                f"deployment {self.deployment!r} is busy: {who} holds its operation lock",
-                hint="wait for that operation to finish, then run this command again",
-            ) from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                current = self._read_holder()
+                who = current.describe() if current else "another viocli process"
+                raise Refused(
+                    f"deployment {self.deployment!r} is busy: {who} holds its operation lock",
+                    hint="wait for that operation to finish, then run this command again",
+                ) from None
+            if self._is_current(fd):
+                break
+            os.close(fd)  # its holder removed the file (remove()) before letting go: lock the new one
         self._fd = fd
         previous = self._read_holder()
         if previous is not None and previous.pid != holder.pid and not _pid_alive(previous.pid):
@@ -81,6 +85,24 @@ class DeploymentLock:
         os.pwrite(fd, json.dumps(asdict(holder)).encode("utf-8"), 0)
         os.fsync(fd)
         return self
+
+    def _is_current(self, fd: int) -> bool:
+        """``fd`` is still the file at ``path`` (not one a previous holder removed)."""
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+    def remove(self) -> None:
+        """Delete the lock file of a deployment that is gone, by the process holding its lock (which
+        lets go afterwards). A process that opened the old file meanwhile sees it is gone and locks a
+        new one: the lock stays exclusive."""
+        holder = self._read_holder()
+        if self._fd is None and (holder is None or holder.pid != os.getpid()):
+            raise RuntimeError(f"the lock of {self.deployment} is not held by this process")
+        self.path.unlink(missing_ok=True)
 
     def live_holder(self) -> LockHolder | None:
         """Who holds the lock now, if that process is alive (read-only: never takes the lock)."""

@@ -211,6 +211,20 @@ class StateStore:
         rows = self._db.execute("SELECT * FROM deployments ORDER BY name").fetchall()
         return [self._deployment_record(r) for r in rows]
 
+    def forget_deployment(self, name: str) -> dict[str, int]:
+        """Drop every row of deployment ``name`` (its record, nodes, operation history and backup
+        catalog) in one transaction; returns how many rows each table lost."""
+        with self.transaction() as db:
+            return {
+                table: db.execute(f"DELETE FROM {table} WHERE {column}=?", (name,)).rowcount
+                for table, column in (
+                    ("deployments", "name"),
+                    ("nodes", "deployment"),
+                    ("operations", "deployment"),
+                    ("backups", "deployment"),
+                )
+            }
+
     # --- nodes ---------------------------------------------------------------------------------
     def addresses(self, deployment: str) -> dict[str, Addresses]:
         """Every recorded node's addresses: the input that keeps IP allocation stable."""

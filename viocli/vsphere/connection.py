@@ -9,6 +9,10 @@ from typing import Any
 from viocli.errors import BadInput, OperationFailed
 
 
+class VcenterUnreachable(OperationFailed):
+    """vCenter did not answer at all (exit 1 like any failed step; ``deployment destroy`` makes it 3)."""
+
+
 def ssl_context(ca_file: Path | None, insecure: bool = False) -> ssl.SSLContext:
     """Verification on unless ``insecure``; ``ca_file`` replaces the system CAs when given."""
     if insecure:
@@ -40,4 +44,4 @@ def connect(
             hint="set vcenter.tls.ca_file to the CA that signed it",
         ) from None
     except (OSError, ConnectionError) as error:
-        raise OperationFailed(f"cannot reach {where}: {error}", hint="check vcenter.host and port") from None
+        raise VcenterUnreachable(f"cannot reach {where}: {error}", hint="check vcenter.host and port") from None

@@ -96,3 +96,52 @@ def test_tiny_backup_then_restore_gives_back_its_tables(tiny) -> None:
     assert parse_checksums(on_node(env, TINY, node, checksum_command()))["viocli_tiny.t"] == tables["viocli_tiny.t"]
     assert "viocli_after_backup" not in on_node(env, TINY, node, "mysql -N -B -e 'SHOW DATABASES'")
     check_openstack(env, TINY, "10.203.1.40", compute_hosts=2)
+
+
+def test_tiny_recover_of_its_only_controller_warns_then_destroy_leaves_nothing_behind(tiny) -> None:
+    """Last of the module: the deployment is gone afterwards."""
+    import sqlite3
+
+    from pyVmomi import vim
+
+    from tests.lab.oms import lab_vcenter
+
+    env, _, _ = tiny
+    # Healthy and the only controller: recover says what goes down and asks; no answer cancels it.
+    asked = run_viocli(env, "recover", "-d", TINY, "-n", "controller01")
+    said = asked.stdout + asked.stderr
+    assert asked.returncode != 0, said
+    assert "controller01 is the only controller of vio-lab-tiny" in said and "creating the deployment took" in said
+    assert "controller01 looks healthy" in said
+
+    other = Path(env["VIOCLI_STATE_DIR"]) / "deployments" / "vio-lab-ha" / "known_hosts"
+    other_there = other.exists()  # the HA deployment sharing the lab, when the session made it
+    gone = run_viocli(env, "deployment", "destroy", "-d", TINY, "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "deployment vio-lab-tiny destroyed" in gone.stdout
+
+    si = lab_vcenter(env)
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [vim.ManagedEntity], True)
+    try:
+        names = [entity.name for entity in view.view]
+        rules = [
+            rule.name
+            for entity in view.view
+            if isinstance(entity, vim.ClusterComputeResource)
+            for rule in entity.configurationEx.rule or []
+        ]
+    finally:
+        view.Destroy()
+    assert not [n for n in names if n.startswith(TINY)], names
+    assert not [r for r in rules if r.startswith(TINY)], rules
+    state = Path(env["VIOCLI_STATE_DIR"])
+    assert not (state / "deployments" / TINY).exists()
+    db = sqlite3.connect(f"file:{state / 'viocli.db'}?mode=ro", uri=True)
+    try:
+        for table in ("deployments", "nodes", "operations", "backups"):
+            column = "name" if table == "deployments" else "deployment"
+            assert db.execute(f"SELECT COUNT(*) FROM {table} WHERE {column}=?", (TINY,)).fetchone() == (0,), table
+    finally:
+        db.close()
+    assert other.exists() == other_there  # the HA deployment sharing the lab is untouched

@@ -49,8 +49,6 @@ DESIGN_COMMANDS = [
 NOT_LANDED = [
     (["deployment", "getlogs"], True),
     (["deployment", "cert-req-create"], True),
-    (["recover", "-r", "DB", "-dn", "vio_os_db_20260101000000", "-nfs", "10.0.0.5:/b"], True),
-    (["recover", "-n", "controller01"], True),
     (["patch", "add", "-l", "vio-patch-1_1.0_all.deb"], True),
     (["patch", "install", "-p", "vio-patch-1", "-v", "1.0"], True),
     (["patch", "list"], False),

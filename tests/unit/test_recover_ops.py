@@ -6,6 +6,7 @@ tests/vsphere/test_provision.py; the whole command runs in the lab in tests/lab/
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -112,7 +113,7 @@ class RecoverEnv(Env):
 
 
 @pytest.fixture
-def env(monkeypatch, example):
+def env(viocli_env, monkeypatch, example):
     return lambda **kwargs: RecoverEnv(monkeypatch, example, **kwargs)
 
 
@@ -261,3 +262,31 @@ def test_a_new_host_key_replaces_only_the_nodes_line(tmp_path: Path) -> None:
     assert lines == ["10.0.0.1,a ssh-ed25519 AAA", "10.0.0.2,b ssh-ed25519 CCC"]
     assert replace_host_key(known, "b", ["10.0.0.2"], "ssh-ed25519 CCC") is False
     assert oct(known.stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="recover needs root")
+def test_the_cli_takes_vios_names_after_one_flag(viocli_env, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from viocli.cli.main import cli
+
+    seen: list[dict] = []
+
+    def fake(settings, name, **kwargs):
+        seen.append({k: kwargs[k] for k in ("nodes", "roles", "backup_name", "nfs_volume", "force")})
+        return ops_recover.RecoverResult("vio-prod")
+
+    monkeypatch.setattr(ops_recover, "recover", fake)
+    ok = CliRunner().invoke(cli, ["recover", "-n", "database01", "database02", "-f"])
+    assert ok.exit_code == 0, ok.output
+    assert seen[-1] == {
+        "nodes": ("database01", "database02"),
+        "roles": (),
+        "backup_name": None,
+        "nfs_volume": None,
+        "force": True,
+    }
+    ok = CliRunner().invoke(cli, ["recover", "-r", "DB", "-dn", "vio_os_db_1", "-nfs", "h:/x"])
+    assert ok.exit_code == 0 and seen[-1]["roles"] == ("DB",) and seen[-1]["nfs_volume"] == "h:/x"
+    both = CliRunner().invoke(cli, ["recover", "-n", "database01", "-r", "DB", "controller01"])
+    assert both.exit_code == 2 and "give -n or -r before each name" in both.stderr

@@ -32,7 +32,7 @@ from viocli.state.store import StateStore
 from viocli.vsphere.connection import VcenterUnreachable
 from viocli.vsphere.objects import find
 from viocli.vsphere.power import NodeVM, find_vms
-from viocli.vsphere.provision import ANTI_AFFINITY_ROLES
+from viocli.vsphere.provision import ANTI_AFFINITY_ROLES, rule_name
 from viocli.vsphere.remove import destroy_vm, remove_folder, remove_rules
 from viocli.vsphere.tasks import fault_text
 
@@ -49,7 +49,7 @@ def _quiet(_text: str) -> None:
 
 def rule_names(deployment: str) -> list[str]:
     """The DRS anti-affinity rules provisioning makes for ``deployment`` (one per replicated role)."""
-    return [f"{deployment}-{role}-anti-affinity" for role in ANTI_AFFINITY_ROLES]
+    return [rule_name(deployment, role) for role in ANTI_AFFINITY_ROLES]
 
 
 @dataclass

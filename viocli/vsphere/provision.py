@@ -25,6 +25,11 @@ AUTHORIZED_KEY = "guestinfo.viocli.authorized_keys"
 ANTI_AFFINITY_ROLES = ("loadbalancer", "controller", "database")
 
 
+def rule_name(deployment: str, role: str) -> str:
+    """The DRS anti-affinity rule that keeps ``deployment``'s ``role`` VMs on different hosts."""
+    return f"{deployment}-{role}-anti-affinity"
+
+
 @dataclass
 class Placement:
     """The vCenter objects an inventory names, looked up once."""
@@ -131,7 +136,7 @@ def _ensure_anti_affinity(
     specs, names = [], []
     for role in ANTI_AFFINITY_ROLES:
         members = [vms[n.name] for n in nodes if n.role == role and n.name in vms]
-        name = f"{inventory.name}-{role}-anti-affinity"
+        name = rule_name(inventory.name, role)
         if len(members) < 2:
             continue
         names.append(name)

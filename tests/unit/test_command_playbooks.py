@@ -191,6 +191,8 @@ def test_runs_use_tuned_settings_and_checked_host_keys(deployment, fake) -> None
     assert env["ANSIBLE_FORKS"] == "9"  # one per node of the HA example
     assert env["ANSIBLE_GATHERING"] == "smart" and env["ANSIBLE_CACHE_PLUGIN"] == "jsonfile"
     assert "ControlPersist" in env["ANSIBLE_SSH_ARGS"]
+    # the deployment's own masters, which recover closes once a node is rebuilt
+    assert env["ANSIBLE_SSH_CONTROL_PATH_DIR"] == str(load_settings().deployment_dir(deployment.name) / "cp")
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
     assert "StrictHostKeyChecking=yes" in env["ANSIBLE_SSH_ARGS"]
     assert "UserKnownHostsFile=" in env["ANSIBLE_SSH_ARGS"]

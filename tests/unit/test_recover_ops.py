@@ -290,3 +290,30 @@ def test_the_cli_takes_vios_names_after_one_flag(viocli_env, monkeypatch) -> Non
     assert ok.exit_code == 0 and seen[-1]["roles"] == ("DB",) and seen[-1]["nfs_volume"] == "h:/x"
     both = CliRunner().invoke(cli, ["recover", "-n", "database01", "-r", "DB", "controller01"])
     assert both.exit_code == 2 and "give -n or -r before each name" in both.stderr
+
+
+def test_every_ssh_master_of_the_deployment_is_closed(tmp_path: Path) -> None:
+    import socket
+
+    from viocli.runner.settings import close_ssh_masters
+
+    control = tmp_path / "cp"
+    control.mkdir()
+    master = socket.socket(socket.AF_UNIX)
+    master.bind(str(control / "0123456789"))  # stands for a master ssh made (not one that answers)
+    (control / "notes").write_text("not a socket")
+    try:
+        assert close_ssh_masters(tmp_path) == 1
+    finally:
+        master.close()
+    assert sorted(p.name for p in control.iterdir()) == ["notes"]
+    assert close_ssh_masters(tmp_path / "nothing-here") == 0
+
+
+def test_recover_closes_the_masters_before_its_deploy(env, monkeypatch) -> None:
+    e = env(missing=["database02"])
+    monkeypatch.setattr(ops_recover, "close_ssh_masters", lambda work_dir: e.calls.append(("close", work_dir.name)))
+    e.recover(nodes=["database02"])
+    steps = [c[0] if isinstance(c, tuple) else c for c in e.calls]
+    assert steps.index("close") > steps.index("clone") and ("close", NAME) in e.calls
+    assert steps.index("close") < steps.index("playbook")

@@ -43,6 +43,7 @@ from viocli.ops.lifecycle import HEALTH_WAIT_SECONDS, health_report, locate_vms,
 from viocli.ops.operation import Operation, operation
 from viocli.ops.restore import restore_galera, verified_backup
 from viocli.ops.status import StatusReport
+from viocli.runner.settings import close_ssh_masters
 from viocli.settings import Settings
 from viocli.sshkeys import oms_keypair
 from viocli.state.store import StateStore
@@ -292,6 +293,7 @@ class _Rebuilder:
     def deploy(self, nodes: Sequence[Node]) -> None:
         names = [n.name for n in nodes]
         run = plans.recover(self.deployment, names)
+        close_ssh_masters(self.settings.deployment_dir(self.deployment.name))
         self.say(f"deploying {', '.join(names)} with its peers ({run.limit})")
         run_ansible(self.settings, self.deployment, run, verbosity=self.verbosity)
         for name in names:

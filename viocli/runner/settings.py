@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from viocli.errors import OperationFailed
 MIN_FORKS = 5
 MAX_FORKS = 50
 FACT_CACHE_TIMEOUT = 24 * 3600
+# Ansible's persistent SSH masters live in <deployment dir>/cp (short: a socket path has ~100 bytes).
+CONTROL_DIR = "cp"
 
 
 def ansible_playbook_binary() -> Path:
@@ -90,9 +93,30 @@ def ansible_env(
                 "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(work_dir / "facts"),
                 "ANSIBLE_CACHE_PLUGIN_TIMEOUT": str(FACT_CACHE_TIMEOUT),
                 "ANSIBLE_SSH_RETRIES": "3",
+                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work_dir / CONTROL_DIR),
             }
         )
     else:
         env.update({"ANSIBLE_PIPELINING": "False", "ANSIBLE_FORKS": str(MIN_FORKS), "ANSIBLE_GATHERING": "implicit"})
     env["ANSIBLE_SSH_ARGS"] = " ".join(ssh_args)
     return env
+
+
+def close_ssh_masters(work_dir: Path) -> int:
+    """Tell every persistent SSH master of the deployment's Ansible runs to exit; return how many.
+
+    A rebuilt node answers at its old address with a new host key: no run may reuse a master made
+    to its old self (it would hang on a dead connection); the next connection checks the new key.
+    """
+    closed = 0
+    for socket in sorted((work_dir / CONTROL_DIR).glob("*")):
+        if socket.is_socket():
+            subprocess.run(
+                ["ssh", "-O", "exit", "-o", f"ControlPath={socket}", "viocli-ssh-master"],
+                capture_output=True,
+                timeout=15,
+                check=False,
+            )
+            socket.unlink(missing_ok=True)
+            closed += 1
+    return closed

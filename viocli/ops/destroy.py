@@ -26,6 +26,7 @@ from viocli.ops.configure import existing_deployment
 from viocli.ops.context import Deployment
 from viocli.ops.lifecycle import vcenter_session
 from viocli.ops.operation import Operation, operation
+from viocli.runner.settings import close_ssh_masters
 from viocli.settings import Settings
 from viocli.state.lock import DeploymentLock
 from viocli.state.store import StateStore
@@ -184,6 +185,7 @@ def forget(settings: Settings, op: Operation, name: str) -> Forgotten:
     existed = directory.exists()
     try:
         if existed:
+            close_ssh_masters(directory)  # their nodes are gone
             shutil.rmtree(directory)
     except OSError as error:
         raise OperationFailed(

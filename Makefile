@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy bench-operate bench-backup clean
+.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy bench-operate bench-recover bench-backup clean
 
 help:
 	@echo "make install    create $(VENV) and install viocli with its test tools"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench      start-up benchmark against kolla-ansible"
 	@echo "make bench-deploy  HA lab deployment and no-op configure (tuned vs stock Ansible settings)"
 	@echo "make bench-operate OMS=DIR  status time, LB failover, crash and clean restarts of an existing vio-lab-ha"
+	@echo "make bench-recover OMS=DIR  recover of a destroyed DB node, controller and active LB under clients vs power-off + start"
 	@echo "make bench-backup OMS=DIR   backup openstack_db vs mariadb-dump | gzip to the same export, and the restore"
 
 $(BIN)/viocli: pyproject.toml
@@ -63,6 +64,10 @@ bench-deploy: install lab-deps
 # Day-2 operations on the existing vio-lab-ha of the OMS in OMS=DIR (default $VIOCLI_TEST_OMS; needs root).
 bench-operate: install
 	$(BIN)/python bench/operate $(if $(OMS),--oms $(OMS))
+
+# viocli recover of a destroyed node vs the same node powered off and started, on the existing vio-lab-ha (needs root).
+bench-recover: install
+	$(BIN)/python bench/recover $(if $(OMS),--oms $(OMS))
 
 bench-backup: install
 	$(BIN)/python bench/backup $(if $(OMS),--oms $(OMS))

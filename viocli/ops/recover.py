@@ -31,6 +31,7 @@ from viocli.errors import BadInput, OperationFailed, Refused
 from viocli.health.shell import SshShell
 from viocli.inventory.modes import ROLE_LABELS
 from viocli.inventory.topology import Node
+from viocli.logsetup import get_logger
 from viocli.names import did_you_mean
 from viocli.ops import plans
 from viocli.ops.ansible import run_ansible
@@ -267,12 +268,15 @@ class _Rebuilder:
                 self.say(
                     f"{condition.node.name}: powering off and deleting what is left of VM {condition.node.vm_name}"
                 )
+                started = time.monotonic()
                 destroy_vm(self.si, condition.vm.vm, label=condition.vm.describe())
                 condition.vm = NodeVM(condition.node.name, condition.node.vm_name)
+                self.log(condition.node.name, "old VM deleted", started)
 
     def clone(self, nodes: Sequence[Node]) -> None:
         """Clone (or adopt the kept) VMs of ``nodes``, record them, put their new host keys in known_hosts."""
         _, public_key = oms_keypair(self.settings.state_dir)
+        started = time.monotonic()
         made = provision(
             self.si,
             self.deployment.loaded.model,
@@ -283,12 +287,26 @@ class _Rebuilder:
         )
         for node in nodes:
             self.op.store.update_node(self.deployment.name, node.name, vm_id=made.vm_ids[node.name], status=REDEPLOYING)
+        names = ", ".join(n.name for n in nodes)
+        self.log(
+            names,
+            f"VM cloned ({', '.join(made.created) or 'none'}; kept: {', '.join(made.adopted) or 'none'}), "
+            "running and reporting its IP",
+            started,
+        )
         keys = wait_for_guestinfo(self.si, made.vms)
+        self.log(names, "host key published in vCenter", started)
         for node in nodes:
             addresses = [str(node.mgmt_ip)] + ([str(node.api_ip)] if node.api_ip else [])
             replace_host_key(self.known_hosts, node.name, addresses, keys[node.name])
         self.say(f"{', '.join(n.name for n in nodes)}: new VM running; its host key is in known_hosts")
         wait_for_ssh({n.name: str(n.mgmt_ip) for n in nodes})
+        self.log(names, "SSH answers", started)
+
+    @staticmethod
+    def log(what: str, step: str, since: float) -> None:
+        """Each step's time in viocli's log (the operator's progress lines carry no times)."""
+        get_logger().info("recover %s: %s after %.1f s", what, step, time.monotonic() - since)
 
     def deploy(self, nodes: Sequence[Node]) -> None:
         names = [n.name for n in nodes]

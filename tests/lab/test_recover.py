@@ -70,24 +70,24 @@ def _recover(env: dict[str, str], *args: str, code: int = 0) -> subprocess.Compl
     return result
 
 
-def _history(env: dict[str, str]) -> list[dict]:
-    """The deployment's operation history, newest first, straight from the state store."""
+def _rows(env: dict[str, str], sql: str, *args: str) -> list[dict]:
+    """Rows of the OMS's state store, read-only, as a user of `sqlite3` would read them."""
     db = sqlite3.connect(f"file:{Path(env['VIOCLI_STATE_DIR']) / 'viocli.db'}?mode=ro", uri=True)
     db.row_factory = sqlite3.Row
     try:
-        rows = db.execute("SELECT * FROM operations WHERE deployment=? ORDER BY id DESC", (HA,)).fetchall()
-        return [dict(r) for r in rows]
+        return [dict(r) for r in db.execute(sql, args).fetchall()]
     finally:
         db.close()
+
+
+def _history(env: dict[str, str]) -> list[dict]:
+    """The deployment's operation history, newest first."""
+    return _rows(env, "SELECT * FROM operations WHERE deployment=? ORDER BY id DESC", HA)
 
 
 def _node_status(env: dict[str, str], node: str) -> str | None:
-    db = sqlite3.connect(f"file:{Path(env['VIOCLI_STATE_DIR']) / 'viocli.db'}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT status FROM nodes WHERE deployment=? AND name=?", (HA, node)).fetchone()
-        return row[0] if row else None
-    finally:
-        db.close()
+    rows = _rows(env, "SELECT status FROM nodes WHERE deployment=? AND name=?", HA, node)
+    return rows[0]["status"] if rows else None
 
 
 def _known_key(env: dict[str, str], node: str) -> str:

@@ -119,10 +119,9 @@ def env(viocli_env, monkeypatch, example):
 
 # --- plans ----------------------------------------------------------------------------------------
 def test_a_rebuilt_node_is_deployed_with_the_nodes_sharing_its_groups(env) -> None:
-    deployment = env().settings  # the fixture registered vio-prod; resolve it as the command does
     from viocli.ops.configure import existing_deployment
 
-    dep, _ = existing_deployment(deployment, None, NAME, "recover")
+    dep, _ = existing_deployment(env().settings, None, NAME, "recover")  # vio-prod, as the command finds it
     run = plans.recover(dep, ["database02"])
     assert (run.playbook, run.limit, run.extravars) == (
         "deploy.yml",

@@ -43,6 +43,11 @@ class Node:
     compute_clusters: tuple[str, ...] = field(default=())
 
     @property
+    def addresses(self) -> list[str]:
+        """Every address the node answers on: management, then API (known_hosts lists them all)."""
+        return [str(a) for a in (self.mgmt_ip, self.api_ip) if a is not None]
+
+    @property
     def role_label(self) -> str:
         """Role as VMware's viocli showed it; a node holding several roles lists them all."""
         return ",".join(ROLE_LABELS[group] for group in self.groups if group in ROLE_LABELS)

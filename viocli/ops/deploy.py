@@ -114,8 +114,7 @@ def create(
         keys = wait_for_guestinfo(si, result.vms)
         entries = {}
         for node in deployment.nodes:
-            addresses = [str(node.mgmt_ip)] + ([str(node.api_ip)] if node.api_ip else [])
-            entries[node.name] = (addresses, keys[node.name])
+            entries[node.name] = (node.addresses, keys[node.name])
         write_known_hosts(settings.deployment_dir(deployment.name) / "known_hosts", entries)
         wait_for_ssh({n.name: str(n.mgmt_ip) for n in deployment.nodes})
         store.set_deployment_status(deployment.name, "configuring")

@@ -114,7 +114,7 @@ class Condition:
     resumed: bool = False  # an earlier recover got as far as its new VM: keep that VM
 
     def line(self) -> str:
-        ips = ", ".join(str(a) for a in (self.node.mgmt_ip, self.node.api_ip) if a)
+        ips = ", ".join(self.node.addresses)
         return f"  {self.node.name} ({self.node.role_label}, VM {self.node.vm_name}, {ips}): {self.reason}"
 
 
@@ -214,11 +214,10 @@ def _only_controller_lines(store: StateStore, deployment: Deployment, chosen: Se
     if len(controllers) != 1 or controllers[0] not in chosen:
         return []
     node = controllers[0]
-    held = ", ".join(ROLE_LABELS[g] for g in node.groups if g in ROLE_LABELS)
     return [
         f"  {node.name} is the only controller of {deployment.name} ({deployment.loaded.model.mode} mode; it holds "
-        f"{held}): every OpenStack API, the database and the message queue are unavailable until it is rebuilt; "
-        f"{last_duration(store, deployment.name, node.name)}",
+        f"{node.role_label}): every OpenStack API, the database and the message queue are unavailable until it "
+        f"is rebuilt; {last_duration(store, deployment.name, node.name)}",
     ]
 
 
@@ -297,8 +296,7 @@ class _Rebuilder:
         keys = wait_for_guestinfo(self.si, made.vms)
         self.log(names, "host key published in vCenter", started)
         for node in nodes:
-            addresses = [str(node.mgmt_ip)] + ([str(node.api_ip)] if node.api_ip else [])
-            replace_host_key(self.known_hosts, node.name, addresses, keys[node.name])
+            replace_host_key(self.known_hosts, node.name, node.addresses, keys[node.name])
         self.say(f"{', '.join(n.name for n in nodes)}: new VM running; its host key is in known_hosts")
         wait_for_ssh({n.name: str(n.mgmt_ip) for n in nodes})
         self.log(names, "SSH answers", started)
@@ -395,10 +393,9 @@ def recover(
                     rebuilder.remove([condition])
                     rebuilder.clone([condition.node])
                     rebuilder.deploy([condition.node])
-                    result.recovered.append(
-                        Recovered(condition.node.name, condition.reason, time.monotonic() - started)
-                    )
-                    say(f"{condition.node.name} recovered in {time.monotonic() - started:.0f} s")
+                    done = Recovered(condition.node.name, condition.reason, time.monotonic() - started)
+                    result.recovered.append(done)
+                    say(f"{done.node} recovered in {done.seconds:.0f} s")
         finally:
             shell.close()
         op.note = "; ".join(f"{r.node} ({r.reason}) rebuilt in {r.seconds:.0f} s" for r in result.recovered) + (

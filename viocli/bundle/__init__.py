@@ -1,0 +1,1 @@
+"""The support bundle of ``viocli deployment getlogs``: collection, redaction and packing of logs and configs."""

@@ -55,6 +55,9 @@ class Service:
     units: tuple[Unit, ...]
     frontends: tuple[Frontend, ...]
     catalog: tuple[dict[str, Any], ...]
+    logs: tuple[str, ...] = ()
+    config: tuple[str, ...] = ()
+    diagnostics: tuple[tuple[str, str], ...] = ()  # (name, shell command) whose output tells its state
 
 
 @cache
@@ -101,7 +104,18 @@ def load_services(overrides: Mapping[str, Any] | None = None, playbook_dir: Path
         catalog = tuple(
             {**c, "port": port(c["port"], f"{name} catalog entry {c['name']}")} for c in entry.get("catalog", ())
         )
-        services.append(Service(name, entry["group"], units, tuple(frontends), catalog))
+        services.append(
+            Service(
+                name,
+                entry["group"],
+                units,
+                tuple(frontends),
+                catalog,
+                logs=tuple(entry.get("logs", ())),
+                config=tuple(entry.get("config", ())),
+                diagnostics=tuple((d["name"], d["command"]) for d in entry.get("diagnostics", ())),
+            )
+        )
     return services
 
 

@@ -64,14 +64,30 @@ def on_node_run(
     )
 
 
+# pid, parent pid, start time in clock ticks since boot, command line, of every process. The start time
+# comes from /proc/PID/stat, not from ps's lstart: lstart is boot time + ticks, and the kernel's boot
+# time moves by a second when the wall clock is slewed, which made every process look restarted.
+_PROCESSES = r"""python3 -c '
+import os
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+        args = open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        continue
+    fields = stat[stat.rindex(")") + 2 :].split()
+    print(pid, fields[1], fields[19], args.replace(b"\0", b" ").decode(errors="replace").strip())
+'"""
+
+
 def daemons(env: dict[str, str], deployment: str, address: str) -> set[tuple[str, str, str]]:
     """Every long-running service process of a node: (pid, start time, command) of children of its init."""
-    out = on_node(env, deployment, address, "ps -eo pid=,ppid=,lstart=,args=")
+    out = on_node(env, deployment, address, _PROCESSES)
     found = set()
     for line in out.splitlines():
-        pid, ppid, *rest = line.split()
+        pid, ppid, started, *args = line.split(" ")
         if ppid == "1":
-            found.add((pid, " ".join(rest[:5]), " ".join(rest[5:])))
+            found.add((pid, started, " ".join(args)))
     return found
 
 

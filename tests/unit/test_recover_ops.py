@@ -15,7 +15,7 @@ import pytest
 
 from viocli.errors import BadInput, Refused
 from viocli.health.shell import CommandResult
-from viocli.ops import plans
+from viocli.ops import plans, selection
 from viocli.ops import recover as ops_recover
 from viocli.ops.known_hosts import replace_host_key, write_known_hosts
 from viocli.ops.status import StatusReport
@@ -139,12 +139,12 @@ def test_a_rebuilt_node_is_deployed_with_the_nodes_sharing_its_groups(env) -> No
 
 # --- what to recover ------------------------------------------------------------------------------
 def test_roles_as_viocli_show_names_them_and_a_did_you_mean(env) -> None:
-    assert ops_recover.role_group("DB") == "database"
-    assert ops_recover.role_group("database") == "database"  # the group names work too
-    assert ops_recover.role_group("LoadBalancer") == "loadbalancer"
-    assert ops_recover.role_group("ComputeDriver") == "compute"
+    assert selection.role_group("DB") == "database"
+    assert selection.role_group("database") == "database"  # the group names work too
+    assert selection.role_group("LoadBalancer") == "loadbalancer"
+    assert selection.role_group("ComputeDriver") == "compute"
     with pytest.raises(BadInput, match="did you mean Controller") as error:
-        ops_recover.role_group("Controler")
+        selection.role_group("Controler")
     assert error.value.exit_code == 2
 
 

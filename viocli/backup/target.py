@@ -50,6 +50,9 @@ class BackupTarget(Protocol):
     def size(self, path: str) -> int:
         """The size of the file ``path`` in bytes."""
 
+    def free_bytes(self) -> int:
+        """The bytes free where files are written."""
+
     def owner(self, path: str) -> int:
         """The numeric owner of ``path`` as stored."""
 
@@ -126,6 +129,13 @@ class DirectoryTarget:
 
     def is_dir(self, path: str) -> bool:
         return self._path(path, root_ok=True).is_dir()
+
+    def free_bytes(self) -> int:
+        try:
+            found = os.statvfs(self.root)
+        except OSError as error:
+            raise self._fail("statvfs", "", error) from error
+        return found.f_bavail * found.f_frsize
 
     def size(self, path: str) -> int:
         try:

@@ -264,15 +264,72 @@ def _print_status_table(report: StatusReport) -> None:
 
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--since", default=None, help="Only logs written since: a duration (30m, 2h, 3d) or a UTC date/time.")
+@click.option("--recent-logs", is_flag=True, help="Only the current log files, not the rotated ones.")
+@click.option("-n", "--node", "nodes", multiple=True, help="Collect from this node (repeatable; comma lists too).")
 @click.option(
-    "--dest", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where to write the bundle."
+    "-r", "--role", "roles", multiple=True, help="Collect from this role's nodes: DB, Controller, LoadBalancer, ..."
 )
-@click.option("--since", default=None, help="Only log lines newer than this (e.g. 2h, 2026-11-20).")
+@click.option(
+    "--non-node-logs", is_flag=True, help="Collect the OMS's part (viocli, runs, state, vCenter); alone: only that."
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory to write the bundle to (default: the current one).",
+)
+@click.option("--nfs", "nfs_volume", default=None, help="Write the bundle straight to this NFS export (HOST:/PATH).")
 @common_options
-@not_landed("log collection")
 @requires_root
-def getlogs(dest: Path | None, since: str | None) -> None:
-    """Collect logs and rendered configs from the OMS and every node into one bundle (secrets removed)."""
+def getlogs(
+    since: str | None,
+    recent_logs: bool,
+    nodes: tuple[str, ...],
+    roles: tuple[str, ...],
+    non_node_logs: bool,
+    output: Path | None,
+    nfs_volume: str | None,
+) -> None:
+    """Collect logs, configuration and diagnostics from every node at once and from the OMS into one
+    bundle, every secret removed; prints its path, size and what came from each node.
+
+    A node that is down is listed in the bundle's manifest and the summary; exit 1 only when nothing
+    came from a node vCenter says is powered on.
+    """
+    from viocli.cli.backup import _say
+    from viocli.cli.output import print_table
+    from viocli.ops.getlogs import getlogs as collect_logs
+    from viocli.ops.getlogs import raise_if_failed
+    from viocli.settings import load_settings
+
+    def split(values: tuple[str, ...]) -> list[str]:
+        return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+    result = collect_logs(
+        load_settings(),
+        deployment_name(),
+        nodes=split(nodes),
+        roles=split(roles),
+        non_node_logs=non_node_logs,
+        since=since,
+        recent_logs=recent_logs,
+        output=output,
+        nfs_volume=nfs_volume,
+        say=_say,
+    )
+    click.echo(f"bundle: {result.location}")
+    click.echo(f"size:   {result.size / 1024 / 1024:.1f} MiB, in {result.seconds:.1f} s")
+    rows = [
+        (n.node, n.role, n.status, n.files, f"{n.bytes / 1024 / 1024:.1f} MiB", "; ".join(n.problems[:2]))
+        for n in result.nodes
+    ]
+    if result.oms:
+        rows.append(("oms", "OMS", "collected", result.oms_files, f"{result.oms_bytes / 1024 / 1024:.1f} MiB", ""))
+    print_table(["node", "role", "status", "files", "size", "problems"], rows)
+    raise_if_failed(result)
 
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)

@@ -99,6 +99,17 @@ class _Stat64(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in _STAT64_FIELDS] + [("_spare", ctypes.c_uint64 * 16)]
 
 
+_STATVFS64_FIELDS = (
+    *("bsize", "frsize", "blocks", "bfree", "bavail", "files", "ffree", "favail", "fsid", "flag", "namemax"),
+)
+
+
+class _Statvfs64(ctypes.Structure):
+    """libnfs's ``struct nfs_statvfs_64`` (all fields 64-bit)."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in _STATVFS64_FIELDS] + [("_spare", ctypes.c_uint64 * 8)]
+
+
 class _Dirent(ctypes.Structure):
     """The leading fields of libnfs's ``struct nfsdirent`` (only these are read; libnfs owns the memory)."""
 
@@ -145,6 +156,7 @@ def _libnfs() -> ctypes.CDLL:
         "nfs_fsync": ([vp, vp], ci),
         "nfs_close": ([vp, vp], ci),
         "nfs_stat64": ([vp, cp, ctypes.POINTER(_Stat64)], ci),
+        "nfs_statvfs64": ([vp, cp, ctypes.POINTER(_Statvfs64)], ci),
         "nfs_opendir": ([vp, cp, ctypes.POINTER(vp)], ci),
         "nfs_readdir": ([vp, vp], ctypes.POINTER(_Dirent)),
         "nfs_closedir": ([vp, vp], None),
@@ -471,6 +483,14 @@ class NfsVolume:
         with self._lock:
             result = self._stat(remote, "stat")
         return result is not None and stat.S_ISDIR(result.mode)
+
+    def free_bytes(self) -> int:
+        """The bytes the export has free for an unprivileged writer (FSSTAT's available space)."""
+        remote = self._remote("", "statvfs", root_ok=True)
+        result = _Statvfs64()
+        with self._lock:
+            self._check(self._op("nfs_statvfs64", remote.encode(), ctypes.byref(result)), "statvfs", remote)
+        return int(result.bavail) * int(result.frsize or result.bsize)
 
     def size(self, path: str) -> int:
         """The size in bytes of the file ``path``."""

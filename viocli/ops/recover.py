@@ -27,12 +27,11 @@ from typing import Any
 from viocli.backup import galera
 from viocli.backup.manifest import Manifest
 from viocli.backup.naming import check_name
-from viocli.errors import BadInput, OperationFailed, Refused
+from viocli.errors import OperationFailed, Refused
 from viocli.health.shell import SshShell
 from viocli.inventory.modes import ROLE_LABELS
 from viocli.inventory.topology import Node
 from viocli.logsetup import get_logger
-from viocli.names import did_you_mean
 from viocli.ops import plans
 from viocli.ops.ansible import run_ansible
 from viocli.ops.backup import node_shell, opened, target_spec
@@ -43,6 +42,7 @@ from viocli.ops.known_hosts import replace_host_key
 from viocli.ops.lifecycle import HEALTH_WAIT_SECONDS, health_report, locate_vms, vcenter_session
 from viocli.ops.operation import Operation, operation
 from viocli.ops.restore import restore_galera, verified_backup
+from viocli.ops.selection import select_nodes
 from viocli.ops.status import StatusReport
 from viocli.runner.settings import close_ssh_masters
 from viocli.settings import Settings
@@ -66,41 +66,7 @@ def _quiet(_text: str) -> None:
     """The default ``say``: progress goes nowhere."""
 
 
-# --- what to recover ----------------------------------------------------------------------------
-def role_group(role: str) -> str:
-    """The service group a role names, as ``viocli show`` labels it (``DB``) or by group (``database``)."""
-    names = {label.lower(): group for group, label in ROLE_LABELS.items()} | {g: g for g in ROLE_LABELS}
-    group = names.get(role.lower())
-    if group is None:
-        labels = list(ROLE_LABELS.values())
-        close = did_you_mean(role, labels + list(ROLE_LABELS))
-        guess = f"; did you mean {close}?" if close else ""
-        raise BadInput(f"-r {role}: no such role{guess}", hint=f"roles, as viocli show names them: {', '.join(labels)}")
-    return group
-
-
-def select_nodes(deployment: Deployment, names: Sequence[str], roles: Sequence[str]) -> list[Node]:
-    """The nodes named and the nodes of the roles named, in the deployment's order; BadInput for an unknown one."""
-    if not names and not roles:
-        raise BadInput("say what to recover: -n NODE [NODE ...] or -r ROLE [ROLE ...]", hint="node names: viocli show")
-    known = [n.name for n in deployment.nodes]
-    for name in names:
-        if name not in known:
-            close = did_you_mean(name, known)
-            guess = f"; did you mean {close}?" if close else ""
-            raise BadInput(
-                f"-n {name}: deployment {deployment.name} has no such node{guess}",
-                hint=f"its nodes: {', '.join(known)}",
-            )
-    groups = {role_group(role) for role in roles}
-    chosen = [n for n in deployment.nodes if n.name in names or n.role in groups]
-    if not chosen:
-        present = sorted({n.role_label for n in deployment.nodes})
-        raise BadInput(
-            f"deployment {deployment.name} has no node of role {', '.join(roles)}",
-            hint=f"its roles: {', '.join(present)}",
-        )
-    return chosen
+# --- what to recover: select_nodes, role_group (viocli/ops/selection.py) -----------------------
 
 
 @dataclass
@@ -334,7 +300,7 @@ def recover(
     ``confirm`` is asked only when a node looks healthy (unless ``force``) or a backup will be restored.
     """
     deployment, record = existing_deployment(settings, None, name, "recover")
-    chosen = select_nodes(deployment, nodes, roles)
+    chosen = select_nodes(deployment, nodes, roles, verb="recover")
     if backup_name is not None:
         check_name(backup_name, "openstack_db")
     if record.status not in RECOVERABLE:

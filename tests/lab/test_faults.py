@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
+import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -212,7 +214,7 @@ def test_a_cut_off_database_node_is_reported_and_rejoins(ha) -> None:
     assert _queues(env) >= queues
 
 
-def test_active_load_balancer_powered_off_moves_the_vips_and_comes_back_as_standby(ha) -> None:
+def test_active_load_balancer_powered_off_moves_the_vips_and_comes_back_as_standby(ha, tmp_path) -> None:
     env, _, _ = ha
     holders = [lb for lb in LOADBALANCERS if f" {EXTERNAL_VIP}/" in on_node(env, HA, lb, "ip -o -4 addr show")]
     assert len(holders) == 1
@@ -240,6 +242,18 @@ def test_active_load_balancer_powered_off_moves_the_vips_and_comes_back_as_stand
         results = _status(env)
         assert name in results["VerifyVMPowerState"]["nodes"]
         assert results["VerifyVMPowerState"]["overall_status"] == "FAILURE"
+        # getlogs while it is off: the bundle completes (exit 0), and the summary and manifest name it.
+        shown = _viocli_ok(env, "deployment", "getlogs", "-d", HA, "--role", "LoadBalancer", "-o", str(tmp_path))
+        assert re.search(rf"^{name}\s+LoadBalancer\s+powered off\s+0\b", shown, re.MULTILINE), shown
+        (bundle,) = tmp_path.glob("viocli-logs-*.tar.gz")
+        with tarfile.open(bundle) as tar:
+            top = bundle.name.removesuffix(".tar.gz")
+            manifest = json.load(tar.extractfile(f"{top}/manifest.json"))
+        standby_name = f"loadbalancer0{LOADBALANCERS.index(standby) + 1}"
+        assert manifest["nodes"][name]["status"] == "powered off", manifest["nodes"]
+        assert manifest["nodes"][name]["power_state"] == "poweredOff"
+        assert manifest["nodes"][standby_name]["status"] == "collected"
+        assert any(f["path"] == f"{standby_name}/commands/haproxy-stats.txt" for f in manifest["files"])
     finally:
         power(env, vm, on=True)
         _viocli_ok(env, "deployment", "start", "-d", HA)

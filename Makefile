@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy bench-operate bench-recover bench-backup clean
+.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy bench-operate bench-recover bench-backup bench-getlogs clean
 
 help:
 	@echo "make install    create $(VENV) and install viocli with its test tools"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench-operate OMS=DIR  status time, LB failover, crash and clean restarts of an existing vio-lab-ha"
 	@echo "make bench-recover OMS=DIR  recover of a destroyed DB node, controller and active LB under clients vs power-off + start"
 	@echo "make bench-backup OMS=DIR   backup openstack_db vs mariadb-dump | gzip to the same export, and the restore"
+	@echo "make bench-getlogs OMS=DIR  getlogs from all nodes at once vs node by node vs each node alone"
 
 $(BIN)/viocli: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +72,10 @@ bench-recover: install
 
 bench-backup: install
 	$(BIN)/python bench/backup $(if $(OMS),--oms $(OMS))
+
+# getlogs from every node at once vs node by node vs each node alone, on the existing vio-lab-ha (needs root).
+bench-getlogs: install
+	$(BIN)/python bench/getlogs $(if $(OMS),--oms $(OMS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

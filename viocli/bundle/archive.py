@@ -161,5 +161,10 @@ class BundleWriter:
         """Stop writing: the target drops its temporary file (the final name never appears)."""
         with contextlib.suppress(Exception):
             self._sink.close()  # the target reads a short stream: it is made to fail below
+        # Closed now (their last writes fail on the closed pipe), not when collected, where the
+        # failure would be printed as an "Exception ignored" traceback.
+        for layer in (self._tar, self._gzip):
+            with contextlib.suppress(Exception):
+                layer.close()
         self._error = self._error or OperationFailed("abandoned")
         self._thread.join(timeout=30)

@@ -165,7 +165,7 @@ def collect(shell: SshShell, node: Node, plan: NodePlan, handle: MemberHandler) 
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=die_with_viocli,
+            preexec_fn=die_with_viocli(),
         )
     except OSError as error:
         stream.errors.append(f"cannot run ssh: {error}")

@@ -53,8 +53,6 @@ MIB = 1024 * 1024
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-log = get_logger()
-
 
 def _quiet(_text: str) -> None:
     """The default ``say``: progress goes nowhere."""
@@ -326,7 +324,7 @@ def _collect(
         if shell is not None:
             shell.close()
     location = f"{target.spec.rstrip('/')}/{name}"
-    log.info("getlogs %s: %s (%d bytes) in %.1f s", dname, location, size, time.monotonic() - began)
+    get_logger().info("getlogs %s: %s (%d bytes) in %.1f s", dname, location, size, time.monotonic() - began)
     return GetlogsResult(
         deployment=dname,
         location=location,

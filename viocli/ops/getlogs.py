@@ -290,7 +290,7 @@ def _collect(
         elif summary.power_state not in (POWERED_ON, None):
             summary.status = "powered off"
     reachable = [n for n in chosen if summaries[n.name].power_state in (POWERED_ON, None)]
-    shell = node_shell(settings, deployment) if chosen else None
+    shell = node_shell(settings, deployment) if reachable else None
     try:
         needed = _check_space(settings, deployment, shell, reachable, plans, summaries, target, want_oms)
         say(f"the bundle needs up to {needed / MIB:.0f} MiB at {target.spec} (before compression)")

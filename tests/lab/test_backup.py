@@ -227,7 +227,9 @@ def test_mgmt_server_backup_rebuilds_a_lost_oms(ha, tmp_path: Path) -> None:
         shown = _viocli(env, "show", "-d", HA).stdout
         assert "database01" in shown and "controller02" in shown
         _healthy(env)
-        assert configure(env, HA) == 0
+        # The restored OMS drives every node with its restored key, known_hosts and secrets, and finds
+        # nothing to change (the roles holding those secrets on every kind of node: 40 s, not 90).
+        assert configure(env, HA, "-t", "mariadb,rabbitmq,keystone,glance,nova,haproxy") == 0
     finally:
         if not (state / "viocli.db").exists():  # the restore failed: put the state back as it was
             for part in parts:

@@ -117,10 +117,7 @@ class BundleWriter:
         if redact:
             data, count = self.redactor.redact_file(path, data)
         entry = Entry(path, node, source, len(data), hashlib.sha256(data).hexdigest(), count)
-        info = tarfile.TarInfo(f"{self.top}/{path}")
-        info.size = len(data)
-        info.mtime = int(time.time())
-        info.mode = 0o600
+        info = self._member(path, len(data))
         with self._lock:
             self._check()
             try:
@@ -130,6 +127,13 @@ class BundleWriter:
                 raise OperationFailed(f"writing the bundle to {self.target.spec} failed: {error}") from error
             self.entries.append(entry)
         return entry
+
+    def _member(self, path: str, size: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(f"{self.top}/{path}")
+        info.size = size
+        info.mtime = int(time.time())
+        info.mode = 0o600
+        return info
 
     def _check(self) -> None:
         if self._error is not None:
@@ -142,10 +146,7 @@ class BundleWriter:
         bundle final; the bundle's size in bytes."""
         manifest = {**manifest, "files": [e.to_dict() for e in self.entries]}
         data = json.dumps(manifest, indent=2, sort_keys=False).encode() + b"\n"
-        info = tarfile.TarInfo(f"{self.top}/{MANIFEST}")
-        info.size = len(data)
-        info.mtime = int(time.time())
-        info.mode = 0o600
+        info = self._member(MANIFEST, len(data))
         with self._lock:
             self._check()
             self._tar.addfile(info, io.BytesIO(data))

@@ -262,6 +262,29 @@ def getlogs(
         target.close()
 
 
+@dataclass
+class _Job:
+    """One getlogs run: what it collects from where, and the nodes' summaries as they fill in."""
+
+    settings: Settings
+    deployment: Deployment
+    chosen: list[Node]
+    want_oms: bool
+    target: BackupTarget
+    plans: dict[str, NodePlan]
+    summaries: dict[str, NodeSummary]
+    report: dict | None
+    vcenter_error: str | None
+    workers: int | None
+    say: Callable[[str], None]
+    shell: SshShell | None = None
+
+    @property
+    def reachable(self) -> list[Node]:
+        """The chosen nodes vCenter says are on, or all of them when it could not say."""
+        return [n for n in self.chosen if self.summaries[n.name].power_state in (POWERED_ON, None)]
+
+
 def _collect(
     settings: Settings,
     deployment: Deployment,
@@ -282,25 +305,27 @@ def _collect(
     if vcenter_error:
         say(f"vCenter could not be asked ({vcenter_error}): every node is tried")
     services = load_services(deployment.loaded.custom_vars)
-    plans = {n.name: node_plan(n, services, since=since_epoch, recent_only=recent, cap=cap) for n in chosen}
-    summaries = {n.name: NodeSummary(n.name, n.role_label, states.get(n.name)) for n in chosen}
-    for summary in summaries.values():
+    job = _Job(
+        settings, deployment, chosen, want_oms, target,
+        plans={n.name: node_plan(n, services, since=since_epoch, recent_only=recent, cap=cap) for n in chosen},
+        summaries={n.name: NodeSummary(n.name, n.role_label, states.get(n.name)) for n in chosen},
+        report=report, vcenter_error=vcenter_error, workers=workers, say=say,
+    )  # fmt: skip
+    for summary in job.summaries.values():
         if summary.power_state == "missing":
             summary.status = "missing from vCenter"
         elif summary.power_state not in (POWERED_ON, None):
             summary.status = "powered off"
-    reachable = [n for n in chosen if summaries[n.name].power_state in (POWERED_ON, None)]
-    shell = node_shell(settings, deployment) if reachable else None
+    job.shell = node_shell(settings, deployment) if job.reachable else None
     try:
-        needed = _check_space(settings, deployment, shell, reachable, plans, summaries, target, want_oms)
+        needed = _check_space(job)
         say(f"the bundle needs up to {needed / MIB:.0f} MiB at {target.spec} (before compression)")
         moment = datetime.now(UTC)
         name = bundle_name(dname, moment)
         redactor = BundleRedactor(secret_values(settings, dname))
         writer = BundleWriter(target, name, redactor, top=name.removesuffix(".tar.gz"))
         try:
-            _gather(settings, deployment, writer, shell, reachable, plans, summaries, want_oms, report,
-                    vcenter_error, workers, say)  # fmt: skip
+            _gather(job, writer)
             manifest = {
                 "deployment": dname,
                 "created": moment.isoformat(),
@@ -313,7 +338,7 @@ def _collect(
                     "cap_bytes": cap,
                 },
                 "vcenter_error": vcenter_error,
-                "nodes": {s.node: s.to_dict() for s in summaries.values()},
+                "nodes": {s.node: s.to_dict() for s in job.summaries.values()},
                 "redaction": {"replacements": sum(e.redactions for e in writer.entries)},
             }
             size = writer.finish(manifest)
@@ -321,15 +346,15 @@ def _collect(
             writer.abandon()
             raise
     finally:
-        if shell is not None:
-            shell.close()
+        if job.shell is not None:
+            job.shell.close()
     location = f"{target.spec.rstrip('/')}/{name}"
     get_logger().info("getlogs %s: %s (%d bytes) in %.1f s", dname, location, size, time.monotonic() - began)
     return GetlogsResult(
         deployment=dname,
         location=location,
         size=size,
-        nodes=list(summaries.values()),
+        nodes=list(job.summaries.values()),
         oms=want_oms,
         seconds=time.monotonic() - began,
         redactions=sum(e.redactions for e in writer.entries),
@@ -338,29 +363,22 @@ def _collect(
     )
 
 
-def _check_space(
-    settings: Settings,
-    deployment: Deployment,
-    shell: SshShell | None,
-    reachable: list[Node],
-    plans: dict[str, NodePlan],
-    summaries: dict[str, NodeSummary],
-    target: BackupTarget,
-    want_oms: bool,
-) -> int:
+def _check_space(job: _Job) -> int:
     """The bytes the bundle may need (its files before compression); Refused if the target has less."""
+    reachable, shell = job.reachable, job.shell
     estimates: dict[str, tuple[int, int] | str] = {}
     if reachable and shell is not None:
         with ThreadPoolExecutor(max_workers=len(reachable)) as pool:
-            found = pool.map(lambda n: remote.estimate(shell, n, plans[n.name]), reachable)
+            found = pool.map(lambda n: remote.estimate(shell, n, job.plans[n.name]), reachable)
             estimates = dict(zip((n.name for n in reachable), found, strict=True))
-    needed = oms.estimate(settings, deployment) if want_oms else 0
+    needed = oms.estimate(job.settings, job.deployment) if job.want_oms else 0
     for node, estimate in estimates.items():
         if isinstance(estimate, str):
-            summaries[node].problems.append(f"size estimate: {estimate}")
-            needed += plans[node].cap  # unknown: room for one capped file
+            job.summaries[node].problems.append(f"size estimate: {estimate}")
+            needed += job.plans[node].cap  # unknown: room for one capped file
         else:
             needed += estimate[0] + MIB  # its files, and the commands' output
+    target = job.target
     try:
         free = target.free_bytes()
     except (ViocliError, OSError) as error:
@@ -375,41 +393,31 @@ def _check_space(
     return needed
 
 
-def _gather(
-    settings: Settings,
-    deployment: Deployment,
-    writer: BundleWriter,
-    shell: SshShell | None,
-    reachable: list[Node],
-    plans: dict[str, NodePlan],
-    summaries: dict[str, NodeSummary],
-    want_oms: bool,
-    report: dict | None,
-    vcenter_error: str | None,
-    workers: int | None,
-    say: Callable[[str], None],
-) -> None:
-    """Every node's stream at once (``workers`` at a time), and the OMS's part alongside."""
+def _gather(job: _Job, writer: BundleWriter) -> None:
+    """Every node's stream at once (``job.workers`` at a time), and the OMS's part alongside."""
     errors: list[BaseException] = []
+    say = job.say
 
     def node_part(node: Node) -> None:
         say(f"{node.name}: collecting")
-        assert shell is not None
-        _Collection(writer, plans[node.name], summaries[node.name]).run(shell, node)
-        s = summaries[node.name]
+        assert job.shell is not None
+        summary = job.summaries[node.name]
+        _Collection(writer, job.plans[node.name], summary).run(job.shell, node)
+        s = summary
         say(f"{node.name}: {s.status}, {s.files} files, {s.bytes / MIB:.1f} MiB in {s.seconds:.1f} s")
 
     def oms_part() -> None:
         try:
-            _oms(settings, deployment, writer, report, vcenter_error)
+            _oms(job, writer)
         except BaseException as error:  # raised by the caller once the nodes are done
             errors.append(error)
 
-    oms_thread = threading.Thread(target=oms_part, name="getlogs-oms", daemon=True) if want_oms else None
+    oms_thread = threading.Thread(target=oms_part, name="getlogs-oms", daemon=True) if job.want_oms else None
     if oms_thread:
         oms_thread.start()
+    reachable = job.reachable
     if reachable:
-        with ThreadPoolExecutor(max_workers=workers or len(reachable)) as pool:
+        with ThreadPoolExecutor(max_workers=job.workers or len(reachable)) as pool:
             for future in [pool.submit(node_part, node) for node in reachable]:
                 future.result()
     if oms_thread:
@@ -418,16 +426,14 @@ def _gather(
         raise errors[0]
 
 
-def _oms(
-    settings: Settings, deployment: Deployment, writer: BundleWriter, report: dict | None, error: str | None
-) -> None:
-    reader = StateStore.open_readonly(settings.db_path)
+def _oms(job: _Job, writer: BundleWriter) -> None:
+    reader = StateStore.open_readonly(job.settings.db_path)
     try:
         items = [
-            *oms.files(settings, deployment),
-            *oms.state(reader, deployment.name),
-            *oms.shown(deployment),
-            *oms.vcenter(report, error),
+            *oms.files(job.settings, job.deployment),
+            *oms.state(reader, job.deployment.name),
+            *oms.shown(job.deployment),
+            *oms.vcenter(job.report, job.vcenter_error),
         ]
     finally:
         if reader:

@@ -4,6 +4,7 @@ backup and restore."""
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,7 @@ def test_tiny_backup_then_restore_gives_back_its_tables(tiny) -> None:
     check_openstack(env, TINY, "10.203.1.40", compute_hosts=2)
 
 
-def test_tiny_recover_of_its_only_controller_warns_then_destroy_leaves_nothing_behind(tiny) -> None:
+def test_tiny_recover_of_its_only_controller_warns_then_destroy_leaves_nothing_behind(tiny, tmp_path) -> None:
     """Last of the module: the deployment is gone afterwards."""
     import sqlite3
 
@@ -116,6 +117,18 @@ def test_tiny_recover_of_its_only_controller_warns_then_destroy_leaves_nothing_b
     assert "controller01 is the only controller of vio-lab-tiny" in said and "creating the deployment took" in said
     assert "controller01 looks healthy" in said and f"comes back from {name}" in said
     assert on_node(env, TINY, "10.203.0.50", "hostname").strip() == "controller01"  # the same VM, untouched
+
+    # Its support bundle: the one node holds every role, so it gives every role's diagnostics.
+    logs = run_viocli(env, "deployment", "getlogs", "-d", TINY, "--node", "controller01", "-o", str(tmp_path))
+    assert logs.returncode == 0, logs.stdout + logs.stderr
+    (bundle,) = tmp_path.glob(f"viocli-logs-{TINY}-*.tar.gz")
+    with tarfile.open(bundle) as tar:
+        top = bundle.name.removesuffix(".tar.gz")
+        galera = tar.extractfile(f"{top}/controller01/commands/galera-status.txt").read().decode()
+        assert "wsrep_cluster_size\t1" in galera, galera
+        stats = tar.extractfile(f"{top}/controller01/commands/haproxy-stats.txt").read().decode()
+        assert stats.startswith("# pxname,svname,"), stats[:200]
+        assert json.load(tar.extractfile(f"{top}/manifest.json"))["nodes"]["controller01"]["status"] == "collected"
 
     other = Path(env["VIOCLI_STATE_DIR"]) / "deployments" / "vio-lab-ha" / "known_hosts"
     other_there = other.exists()  # the HA deployment sharing the lab, when the session made it

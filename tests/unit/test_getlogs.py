@@ -100,6 +100,15 @@ def _names(plan: NodePlan) -> set[str]:
     return {name for name, _ in plan.commands}
 
 
+def test_tinys_one_node_gets_every_roles_logs_and_diagnostics(example, services) -> None:
+    loaded = load_inventory(example("tiny"))
+    (node,) = resolve_nodes(loaded.model, allocate(loaded.model))
+    plan = node_plan(node, services)
+    assert {"galera-status", "rabbitmq-cluster-status", "haproxy-stats", "service-status"} <= _names(plan)
+    assert {"/var/log/mysql", "/etc/haproxy", "/var/log/nova", "/etc/keystone"} <= set(plan.paths)
+    assert "'nova-compute*'" in plan.command("service-status")
+
+
 def test_each_role_collects_its_services_logs_config_and_diagnostics(ha_nodes, services) -> None:
     db = node_plan(ha_nodes["database01"], services)
     assert {"galera-status", "rabbitmq-cluster-status"} <= _names(db)

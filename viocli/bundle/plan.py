@@ -67,8 +67,9 @@ def _unique(items: Sequence[str]) -> tuple[str, ...]:
 
 
 def node_services(node: Node, services: Sequence[Service]) -> list[Service]:
-    """The services that run on ``node``: those of its group, and those of every node."""
-    return [s for s in services if s.group in ("all", node.role)]
+    """The services that run on ``node``: those of its groups (tiny's one node has them all), and those
+    of every node."""
+    return [s for s in services if s.group == "all" or s.group in node.groups]
 
 
 def node_plan(

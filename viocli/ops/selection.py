@@ -51,7 +51,8 @@ def select_nodes(
                 hint=f"its nodes: {', '.join(known)}",
             )
     groups = {role_group(role, role_flag) for role in roles}
-    chosen = [n for n in deployment.nodes if n.name in names or n.role in groups]
+    # A node holding several roles (tiny's, compact's controller) is a node of each of them.
+    chosen = [n for n in deployment.nodes if n.name in names or groups.intersection(n.groups)]
     if not chosen:
         present = sorted({n.role_label for n in deployment.nodes})
         raise BadInput(

@@ -76,7 +76,8 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
     except OSError:
         continue
     fields = stat[stat.rindex(")") + 2 :].split()
-    print(pid, fields[1], fields[19], args.replace(b"\0", b" ").decode(errors="replace").strip())
+    args = args.replace(b"\0", b" ").replace(b"\n", b" ").decode(errors="replace").strip()
+    print(pid, fields[1], fields[19], args)
 '"""
 
 
@@ -85,9 +86,9 @@ def daemons(env: dict[str, str], deployment: str, address: str) -> set[tuple[str
     out = on_node(env, deployment, address, _PROCESSES)
     found = set()
     for line in out.splitlines():
-        pid, ppid, started, *args = line.split(" ")
+        pid, ppid, started, args = [*line.split(" ", 3), "", ""][:4]
         if ppid == "1":
-            found.add((pid, started, " ".join(args)))
+            found.add((pid, started, args))
     return found
 
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -231,6 +232,13 @@ def _collect(plan: NodePlan, shell=None) -> tuple[remote.NodeStream, dict[tuple[
 
     stream = remote.collect(shell or LocalShell(), NODE, plan, handle)
     return stream, got
+
+
+def test_a_file_under_two_listed_paths_is_sent_once(tree) -> None:
+    small = tree["files"]["small"][0]
+    plan = replace(tree["plan"](), paths=(str(small.parent), str(small), str(small.parent)))
+    _, got = _collect(plan)  # _collect's handler fails on a second copy of a file
+    assert got[("file", str(small))] == tree["files"]["small"][1]
 
 
 def test_the_node_sends_recent_logs_capped_and_commands_with_their_status(tree) -> None:

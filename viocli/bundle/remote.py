@@ -45,7 +45,7 @@ mkdir -p "$v/meta" "$v/commands" "$v/capped"
 for path in @PATHS@; do
     if [ ! -e "$path" ]; then printf '%s\n' "$path" >> "$v/meta/absent.txt"; continue; fi
     find -H "$path" -xdev -type f @FILTERS@ -printf '%s\t%p\0' 2>> "$v/meta/errors.txt"
-done > "$work/found"
+done | sort -zu > "$work/found"  # a file under two listed paths is sent once
 if [ "$mode" = size ]; then
     total=0; count=0
     while IFS=$'\t' read -r -d '' size file; do

@@ -281,9 +281,15 @@ def _computes_report_after(env: dict[str, str], moment: float, timeout: float = 
     assert computes and len(fresh) == len(computes), [(s.host, s.state, s.updated_at) for s in computes]
 
 
+# A process's own queues (oslo.messaging's `<topic>_fanout_<uuid>` and `reply_<uuid>`) go with its
+# connection and come back under a new id when it reconnects: only the named queues must survive.
+_PER_PROCESS = re.compile(r"_fanout_[0-9a-f]{32}$|^reply_[0-9a-f]{32}$")
+
+
 def _queues(env: dict[str, str]) -> set[str]:
+    """The named queues of the OpenStack services (those that outlive any one process's connection)."""
     out = on_node(env, HA, DATABASES[0], "rabbitmqctl --quiet list_queues --formatter json name")
-    return {q["name"] for q in json.loads(out)}
+    return {q["name"] for q in json.loads(out) if not _PER_PROCESS.search(q["name"])}
 
 
 def _ssh(env: dict[str, str], address: str) -> list[str]:

@@ -239,6 +239,8 @@ def test_a_file_under_two_listed_paths_is_sent_once(tree) -> None:
     plan = replace(tree["plan"](), paths=(str(small.parent), str(small), str(small.parent)))
     _, got = _collect(plan)  # _collect's handler fails on a second copy of a file
     assert got[("file", str(small))] == tree["files"]["small"][1]
+    # The directory's two current logs (big.log capped), each counted once.
+    assert remote.estimate(LocalShell(), NODE, plan) == (len(tree["files"]["small"][1]) + CAP, 2)
 
 
 def test_the_node_sends_recent_logs_capped_and_commands_with_their_status(tree) -> None:

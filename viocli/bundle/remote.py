@@ -142,8 +142,8 @@ def _meta(stream: NodeStream, name: str, data: bytes) -> None:
     rows = [line.split("\t") for line in text.splitlines() if line.strip()]
     if name == "cuts.tsv":
         for path, size, kept in (r for r in rows if len(r) == 3):
-            key = path.removeprefix(".viocli/commands/")
-            key = f"command:{key.removesuffix('.txt')}" if key != path else path
+            command = path.removeprefix(COMMANDS)
+            key = f"command:{command.removesuffix('.txt')}" if command != path else path
             stream.cuts[key] = (int(size), int(kept))
     elif name == "commands.tsv":
         for command, rc, ms in (r for r in rows if len(r) == 3):

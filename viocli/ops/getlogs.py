@@ -41,6 +41,7 @@ from viocli.ops.configure import existing_deployment
 from viocli.ops.context import Deployment
 from viocli.ops.lifecycle import vcenter_session
 from viocli.ops.selection import select_nodes
+from viocli.secrets import catalog
 from viocli.secrets.store import SecretStore
 from viocli.services import load_services
 from viocli.settings import Settings
@@ -88,21 +89,9 @@ def bundle_name(deployment: str, moment: datetime) -> str:
 
 
 def secret_values(settings: Settings, deployment: str) -> list[str]:
-    """Every value of the deployment's secrets store (nested lists and maps included)."""
-    values: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-        elif value is not None and not isinstance(value, bool):
-            values.append(str(value))
-
-    walk(SecretStore(settings.deployment_dir(deployment)).load())
-    return values
+    """Every value of the deployment's secrets store (a list of keys flattened)."""
+    stored = SecretStore(settings.deployment_dir(deployment)).load()
+    return [text for value in stored.values() for text in catalog.secret_values(value)]
 
 
 @dataclass
@@ -401,9 +390,8 @@ def _gather(job: _Job, writer: BundleWriter) -> None:
     def node_part(node: Node) -> None:
         say(f"{node.name}: collecting")
         assert job.shell is not None
-        summary = job.summaries[node.name]
-        _Collection(writer, job.plans[node.name], summary).run(job.shell, node)
-        s = summary
+        s = job.summaries[node.name]
+        _Collection(writer, job.plans[node.name], s).run(job.shell, node)
         say(f"{node.name}: {s.status}, {s.files} files, {s.bytes / MIB:.1f} MiB in {s.seconds:.1f} s")
 
     def oms_part() -> None:

@@ -1,0 +1,1 @@
+"""Patches: Debian packages that carry node packages, a manifest and a playbook, optionally signed."""

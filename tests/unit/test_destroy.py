@@ -185,7 +185,7 @@ def test_success_forgets_the_deployment_and_nothing_of_the_others(env: Env) -> N
     result = destroy(env.settings, NAME, confirm=_typing(f" {NAME}\n", []), say=said.append)
     assert env.vcenter.calls == ["login", "find", "remove"]
     assert len(result.removed.vms) == 8 and [v.node for v in result.remains.gone] == ["compute02"]
-    assert result.forgotten.rows == {"deployments": 1, "nodes": 9, "operations": 2, "backups": 1}
+    assert result.forgotten.rows == {"deployments": 1, "nodes": 9, "operations": 2, "backups": 1, "patch_runs": 0}
     assert result.forgotten.directory == env.settings.deployment_dir(NAME)
     assert env.rows(NAME) == (False, 0, 0, 0)
     assert not env.settings.deployment_dir(NAME).exists()
@@ -260,7 +260,7 @@ def test_the_command_asks_for_the_name_and_prints_what_went(env: Env) -> None:
         "  VMs already gone: vio-prod-ComputeDriver-1",
         f"  DRS rules deleted: {', '.join(RULES)}",
         "  VM folder deleted: vio-prod",
-        "  state store rows deleted: deployments 1, nodes 9, operations 4, backups 1",
+        "  state store rows deleted: deployments 1, nodes 9, operations 4, backups 1, patch_runs 0",
         f"  directory deleted: {env.settings.deployment_dir(NAME)}",
         f"  kept: the inventory file {env.inventory} and every backup on NFS",
     ]

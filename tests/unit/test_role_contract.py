@@ -40,6 +40,7 @@ def _plan_actions(deployment) -> dict[str, set[str]]:
         plans.start(deployment),
         plans.stop(deployment),
         plans.restore_db(deployment, "database01", "/var/lib/mysql-restore"),
+        *(plans.patch(deployment, action, ["controller01"], {}) for action in plans.PATCH_ACTIONS),
         *(plans.services(deployment, action) for action in plans.SERVICE_PLAYBOOKS),
     ]
     named = {run.playbook for run in runs}

@@ -128,3 +128,19 @@ def restore_db(deployment: Deployment, node: str, staged: str) -> PlaybookRun:
         "restore.yml",
         extravars={"viocli_action": "restore", "mariadb_restore_node": node, "mariadb_restore_dir": staged},
     )
+
+
+PATCH_ACTIONS = ("stage", "node", "drain", "rejoin")
+
+
+def patch(deployment: Deployment, action: str, nodes: Sequence[str], variables: dict[str, object]) -> PlaybookRun:
+    """One step of ``patch install|uninstall`` (playbooks/patch.yml) on ``nodes``: ``stage`` the
+    repository on every node still to patch, patch one ``node``, ``drain`` a controller before its
+    revert, ``rejoin`` it after. ``variables`` are the patch's (patch_key, patch_packages, ...)."""
+    if action not in PATCH_ACTIONS:
+        raise BadInput(f"unknown patch action {action!r}; use one of {', '.join(PATCH_ACTIONS)}")
+    if not nodes:
+        raise BadInput("a patch step needs at least one node")
+    return PlaybookRun(
+        "patch.yml", limit=check_limit(deployment, nodes), extravars={**variables, "viocli_action": action}
+    )

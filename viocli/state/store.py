@@ -6,6 +6,7 @@ user; only root writes it.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -69,6 +70,33 @@ CREATE TABLE IF NOT EXISTS backups (
     message TEXT,
     UNIQUE (deployment, name)
 );
+CREATE TABLE IF NOT EXISTS patches (
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    type TEXT NOT NULL,
+    description TEXT NOT NULL,
+    file TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    signed_by TEXT,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS patch_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    action TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'running',
+    nodes TEXT NOT NULL,
+    done TEXT NOT NULL DEFAULT '[]',
+    snapshot TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS patch_runs_by_deployment ON patch_runs (deployment, id);
 """
 
 
@@ -127,6 +155,51 @@ class BackupRecord:
     size_bytes: int | None
     checksum: str | None
     message: str | None
+
+
+@dataclass(frozen=True)
+class PatchRecord:
+    """A patch in the OMS's patch store (``patch add``)."""
+
+    name: str
+    version: str
+    type: str
+    description: str
+    file: str
+    sha256: str
+    size_bytes: int
+    signed_by: str | None
+    added_at: str
+
+
+@dataclass(frozen=True)
+class PatchRun:
+    """One ``patch install`` or ``patch uninstall`` on a deployment: its nodes in order, those done.
+
+    ``status``: running (unfinished: the same command resumes it), reverting (a node failed its check
+    and the nodes in ``done`` still go back to their snapshots: the same command carries on), done,
+    reverted (every node touched went back to its snapshot).
+    """
+
+    id: int
+    deployment: str
+    name: str
+    version: str
+    action: str
+    status: str
+    nodes: tuple[str, ...]
+    done: tuple[str, ...]
+    snapshot: str
+    started_at: str
+    ended_at: str | None
+    message: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> PatchRun:
+        values = dict(row)
+        values["nodes"] = tuple(json.loads(values["nodes"]))
+        values["done"] = tuple(json.loads(values["done"]))
+        return cls(**values)
 
 
 class StateStore:
@@ -222,6 +295,7 @@ class StateStore:
                     ("nodes", "deployment"),
                     ("operations", "deployment"),
                     ("backups", "deployment"),
+                    ("patch_runs", "deployment"),
                 )
             }
 
@@ -387,3 +461,88 @@ class StateStore:
             "SELECT * FROM backups WHERE deployment=? ORDER BY started_at DESC, id DESC", (deployment,)
         ).fetchall()
         return [BackupRecord(**dict(r)) for r in rows]
+
+    # --- patches -------------------------------------------------------------------------------
+    def add_patch(self, record: PatchRecord) -> None:
+        """Record a patch copied into the patch store (the same name and version replaces its row)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO patches (name, version, type, description, file, sha256, size_bytes, "
+                "signed_by, added_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    record.name,
+                    record.version,
+                    record.type,
+                    record.description,
+                    record.file,
+                    record.sha256,
+                    record.size_bytes,
+                    record.signed_by,
+                    record.added_at,
+                ),
+            )
+
+    def patch(self, name: str, version: str) -> PatchRecord | None:
+        row = self._db.execute("SELECT * FROM patches WHERE name=? AND version=?", (name, version)).fetchone()
+        return PatchRecord(**dict(row)) if row else None
+
+    def patches(self) -> list[PatchRecord]:
+        rows = self._db.execute("SELECT * FROM patches ORDER BY name, added_at").fetchall()
+        return [PatchRecord(**dict(r)) for r in rows]
+
+    def start_patch_run(
+        self, deployment: str, name: str, version: str, action: str, nodes: Iterable[str], snapshot: str
+    ) -> PatchRun:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO patch_runs (deployment, name, version, action, nodes, snapshot, started_at) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (deployment, name, version, action, json.dumps(list(nodes)), snapshot, now()),
+            )
+            row = db.execute("SELECT * FROM patch_runs WHERE id=?", (cursor.lastrowid,)).fetchone()
+        return PatchRun.from_row(row)
+
+    def patch_node_done(self, run_id: int, node: str) -> None:
+        """Record that ``node`` passed its check in run ``run_id`` (a resumed run skips it)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT done FROM patch_runs WHERE id=?", (run_id,)).fetchone()
+            done = json.loads(row["done"])
+            if node not in done:
+                done.append(node)
+            db.execute("UPDATE patch_runs SET done=? WHERE id=?", (json.dumps(done), run_id))
+
+    def patch_node_undone(self, run_id: int, node: str) -> None:
+        """Record that ``node`` is back on its snapshot (a revert that resumes skips it)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT done FROM patch_runs WHERE id=?", (run_id,)).fetchone()
+            done = [n for n in json.loads(row["done"]) if n != node]
+            db.execute("UPDATE patch_runs SET done=? WHERE id=?", (json.dumps(done), run_id))
+
+    def set_patch_run_status(self, run_id: int, status: str, message: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE patch_runs SET status=?, message=? WHERE id=?", (status, message, run_id))
+
+    def finish_patch_run(self, run_id: int, status: str, message: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE patch_runs SET status=?, ended_at=?, message=? WHERE id=?", (status, now(), message, run_id)
+            )
+
+    def patch_runs(self, deployment: str | None = None) -> list[PatchRun]:
+        """Every patch run, newest first (of one deployment when named)."""
+        if deployment is None:
+            rows = self._db.execute("SELECT * FROM patch_runs ORDER BY id DESC").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT * FROM patch_runs WHERE deployment=? ORDER BY id DESC", (deployment,)
+            ).fetchall()
+        return [PatchRun.from_row(r) for r in rows]
+
+    def unfinished_patch_run(self, deployment: str) -> PatchRun | None:
+        """The deployment's patch run that has not finished (its process died), if any."""
+        row = self._db.execute(
+            "SELECT * FROM patch_runs WHERE deployment=? AND status IN ('running', 'reverting') "
+            "ORDER BY id DESC LIMIT 1",
+            (deployment,),
+        ).fetchone()
+        return PatchRun.from_row(row) if row else None

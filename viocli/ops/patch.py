@@ -455,6 +455,10 @@ class _Patcher:
         names = [n.name for n in nodes]
         self.say(f"staging the patch's repository on {', '.join(names)}")
         self.ansible("stage", names, keep)
+        if self.work.keep_dir is not None:
+            # The kept packages hold the nodes' conffiles as they are (rendered, with passwords).
+            for path in self.work.keep_dir.rglob("*"):
+                path.chmod(0o700 if path.is_dir() else 0o600)
 
     def patch_node(self, node: Node) -> None:
         self.ansible("node", [node.name])

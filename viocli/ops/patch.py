@@ -191,16 +191,21 @@ def installed_state(run: PatchRun | None) -> tuple[str, str, str | None]:
         return "No", f"uninstalled from {nodes}", run.ended_at
     if run.status == "reverted":
         was = "Yes" if run.action == "uninstall" else "No"
-        return was, f"{run.action} reverted: {run.message or ''}".strip(), run.ended_at
+        cause = (run.message or "").split(": ", 1)[0]  # "<node> failed its check"; the rest is in the history
+        return was, f"{run.action} reverted: {cause}".rstrip(": "), run.ended_at
     return "Unknown", f"{run.action} {run.status}: {run.message or ''}", run.ended_at
 
 
 def list_patches(settings: Settings, deployment: str | None) -> list[PatchRow]:
-    """Every added patch with its state on ``deployment`` (None: no deployment is known)."""
+    """Every added patch with its state on ``deployment`` (by default the default deployment, or the
+    only one; with none known, Installed says No)."""
     store = StateStore.open_readonly(settings.db_path)
     if store is None:
         return []
     try:
+        if deployment is None:
+            known = [d.name for d in store.deployments()]
+            deployment = settings.default_deployment or (known[0] if len(known) == 1 else None)
         runs = store.patch_runs(deployment) if deployment else []
         rows = []
         for record in store.patches():
@@ -259,7 +264,8 @@ class _Work:
         return f"{self.record.name}_{self.record.version}"
 
     def variables(self, keep_nodes: Sequence[str] = ()) -> dict[str, object]:
-        return {
+        """The patch role's variables (an empty value is left out: the role's default applies)."""
+        values: dict[str, object] = {
             "patch_key": self.key,
             "patch_packages": {
                 node: [{"package": p.package, "version": p.version} for p in packages]
@@ -271,6 +277,7 @@ class _Work:
             "patch_playbook": str(self.playbook) if self.playbook else "",
             "patch_restart": list(self.patch.manifest.restart),
         }
+        return {key: value for key, value in values.items() if value not in ("", [], {})}
 
     def total_bytes(self) -> int:
         return sum(p.path.stat().st_size for p in {p.path: p for ps in self.packages.values() for p in ps}.values())
@@ -636,9 +643,14 @@ def _apply(
             f"done: {', '.join(unfinished.done) or 'none'})"
         )
     with operation(settings, dname, f"patch {action} {name} {version}") as op:
-        run = unfinished or op.store.start_patch_run(
-            dname, name, version, action, [n.name for n in work.nodes], work.snapshot
-        )
+        if unfinished is None:
+            run = op.store.start_patch_run(dname, name, version, action, [n.name for n in work.nodes], work.snapshot)
+            if work.keep_dir is not None:
+                # What an earlier install kept may predate another patch since: keep the versions of now.
+                shutil.rmtree(work.keep_dir)
+                work.keep_dir.mkdir(mode=0o700)
+        else:
+            run = unfinished
         with vcenter_session(settings, deployment) as si:
             patcher = _Patcher(settings, deployment, op, si, work, run, say, verbosity)
             patcher.locate()
@@ -660,7 +672,7 @@ def _apply(
                 op.store.patch_node_done(run.id, node.name)
                 done = NodeDone(node.name, time.monotonic() - node_started)
                 result.nodes.append(done)
-                say(f"{node.name}: patched and checked in {done.seconds:.0f} s")
+                say(f"{node.name}: {action} done and checked in {done.seconds:.0f} s")
             result.report = health_report(settings, dname, say, HEALTH_WAIT_SECONDS)
             if result.report.failed:
                 check = "; ".join(f"{r.collector_name}: {r.message}" for r in result.report.failed)

@@ -130,7 +130,8 @@ def test_bad_patch_files_are_refused_at_add(ha, signer: Path, tmp_path: Path) ->
     assert refused.returncode == 2, refused.stderr
     assert str(tampered) in refused.stderr
 
-    payload = extract_payload(read_patch(good, allow_unsigned=True), tmp_path / "payload")
+    trusted = Path(env["VIOCLI_CONFIG"]).parent / "trusted-keys"
+    payload = extract_payload(read_patch(good, trusted_keys=trusted), tmp_path / "payload")
     newer = build_patch(
         tmp_path / "newer",
         name="keystone-newer",

@@ -255,7 +255,8 @@ class PatchEnv(Env):
             for node in done:
                 store.patch_node_done(run.id, node)
             if status != "running":
-                store.set_patch_run_status(run.id, status, message)
+                assert status == "reverting", status
+                store.start_patch_revert(run.id, None, message or "")
             return run
         finally:
             store.close()
@@ -324,7 +325,7 @@ def _revert_calls(node: str, snapshot: str = SNAPSHOT) -> list[Any]:
         ("run", "patch.yml", node, "drain"),
         ("revert", node, snapshot),
         ("ssh", [node]),
-        ("run", "deploy.yml", "controller01:controller02", "deploy"),
+        ("run", "start.yml", node, "start"),
         ("run", "patch.yml", node, "rejoin"),
     ]
 
@@ -523,9 +524,11 @@ def test_install_takes_a_backup_first_with_backup(env: PatchEnv) -> None:
     result = env.install(backup_volume="10.0.0.5:/vio_backup")
     assert result.backup == "vio_os_db_20261201000000 on 10.0.0.5:/vio_backup"
     calls = [c for c in env.calls if c != "status" and not (isinstance(c, tuple) and c[0] == "df")]
+    # Taken once the operator said yes (the plan says it will be), before the first change.
     assert calls[:2] == [("backup", NAME, "10.0.0.5:/vio_backup"), "connect"]
     assert any(
-        line == "  backup to fall back on: vio_os_db_20261201000000 on 10.0.0.5:/vio_backup" for line in env.said
+        line == "  backup to fall back on: a new openstack_db backup on 10.0.0.5:/vio_backup, taken first"
+        for line in env.said
     )
 
 
@@ -538,11 +541,6 @@ def test_install_uses_a_recent_complete_backup_from_the_catalog(env: PatchEnv) -
     assert not [c for c in env.calls if isinstance(c, tuple) and c[0] == "backup"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _apply takes the --backup backup (and its retention) before asking; a no answer then says "
-    "'nothing was changed' after a backup was made",
-)
 def test_a_no_answer_takes_no_backup(env: PatchEnv) -> None:
     env.add()
     with pytest.raises(Refused, match="patch install cancelled; nothing was changed"):
@@ -551,11 +549,6 @@ def test_a_no_answer_takes_no_backup(env: PatchEnv) -> None:
     assert not [c for c in env.calls if isinstance(c, tuple) and c[0] == "backup"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _apply records the patch run before _Patcher.locate refuses a node without a VM; the refusal "
-    "(exit 4) leaves a 'running' run with nothing done: patch list says Partial (0/2 nodes), other patches are refused",
-)
 def test_a_node_without_a_vm_is_refused_before_anything_is_recorded(env: PatchEnv) -> None:
     env.add()
     del env.vcenter.states["controller02"]
@@ -670,7 +663,7 @@ def test_a_failed_node_run_reverts_every_node_touched_last_first(env: PatchEnv) 
         "health",
         ("remove", CONTROLLERS, SNAPSHOT),
     ]
-    assert env.extravars(4) == {"viocli_action": "deploy"}  # deploy.yml, as plans.recover makes it
+    assert env.extravars(4) == {"viocli_action": "start"}  # services start on the reverted node
     (run,) = env.patch_runs()
     assert (run.status, run.done) == ("reverted", ())
     assert run.message is not None and run.message.startswith("controller02 failed its check: ")
@@ -779,11 +772,6 @@ def test_another_patch_is_refused_while_one_is_unfinished(env: PatchEnv) -> None
         env.uninstall()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _fail_and_revert records the failed node in done, then sets reverting, in two transactions: "
-    "killed in between, the run is left running with the failed node done and the resume skips it",
-)
 def test_a_kill_right_after_a_node_failed_never_counts_that_node_patched(env: PatchEnv, monkeypatch) -> None:
     env.add()
     env.runner.failing[("patch.yml", "controller02", "node")] = failed("controller02", INSTALL_TASK, "broken")
@@ -911,11 +899,6 @@ def test_uninstall_is_refused_when_a_nodes_kept_packages_are_missing(env: PatchE
     assert env.calls == [] and env.patch_runs()[0].action == "install"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _apply counts a patch installed only when its latest run is a done install; after a reverted "
-    "uninstall (patch list: Installed Yes) a new uninstall is refused as not installed",
-)
 def test_after_a_reverted_uninstall_the_patch_is_still_installed_and_can_be_uninstalled(env: PatchEnv) -> None:
     env.add()
     env.install(skip_backup=True)

@@ -424,7 +424,7 @@ class _Patcher:
         op: Operation,
         si: Any,
         work: _Work,
-        run: PatchRun,
+        run: PatchRun | None,
         say: Callable[[str], None],
         verbosity: int,
     ):
@@ -490,10 +490,12 @@ class _Patcher:
             revert_to_snapshot(self.si, self.vms[name], self.work.snapshot, power_on=True)
             wait_for_ssh({name: str(node.mgmt_ip)})
             close_ssh_masters(self.settings.deployment_dir(self.deployment.name))
-            run = plans.recover(self.deployment, [name])
-            self.say(f"{name}: back on its snapshot; deploying it with its peers ({run.limit})")
-            run_ansible(self.settings, self.deployment, run, verbosity=self.verbosity)
+            # The disk is the snapshot's: configured as before the patch; its services start, a
+            # Galera member joins the cluster (IST or SST from a member that kept every write).
+            self.say(f"{name}: back on its snapshot; starting its services")
+            run_ansible(self.settings, self.deployment, plans.services(self.deployment, "start", nodes=[name]))
             self.ansible("rejoin", [name])
+            assert self.run is not None
             self.op.store.patch_node_undone(self.run.id, name)
             reverted.append(name)
             self.say(f"{name}: reverted in {time.monotonic() - started:.0f} s")
@@ -607,9 +609,10 @@ def _apply(
             f"-v {unfinished.version} -d {dname}",
         )
     if unfinished is None:
-        installed = latest is not None and latest.action == "install" and latest.status == "done"
+        # A done install, or an uninstall that was reverted, leaves the patch on the nodes.
+        installed = installed_state(latest)[0] == "Yes"
         if action == "install" and installed:
-            say(f"patch {name} {version} is already installed on {dname} ({latest.ended_at}); nothing to do")
+            say(f"patch {name} {version} is already installed on {dname} ({latest.ended_at}); nothing to do")  # type: ignore[union-attr]
             result.already = True
             return result
         if action == "uninstall" and not installed:
@@ -628,13 +631,17 @@ def _apply(
         _check_health(settings, deployment, f"patch {action}")
         _check_node_space(settings, deployment, work)
         if action == "install":
-            result.backup = _ensure_backup(settings, dname, recent, backup_volume, skip_backup, say)
+            result.backup = _fallback_backup(dname, recent, backup_volume, skip_backup, say)
         lines = _plan_lines(work, dname, keep_snapshots, result.backup)
         if not assume_yes and not confirm(lines):
             raise Refused(f"patch {action} cancelled; nothing was changed")
         if assume_yes:
             for line in lines:
                 say(line)
+        if backup_volume is not None and action == "install":
+            say(f"taking a backup of the databases on {backup_volume} first")
+            done = backup_openstack_db(settings, dname, backup_volume, say=say)
+            result.backup = f"{done.name} on {done.target}"
     else:
         result.resumed = True
         what = "revert" if unfinished.status == REVERTING else action
@@ -642,7 +649,12 @@ def _apply(
             f"resuming the unfinished {what} of patch {name} {version} on {dname} (started {unfinished.started_at}; "
             f"done: {', '.join(unfinished.done) or 'none'})"
         )
-    with operation(settings, dname, f"patch {action} {name} {version}") as op:
+    with (
+        operation(settings, dname, f"patch {action} {name} {version}") as op,
+        vcenter_session(settings, deployment) as si,
+    ):
+        patcher = _Patcher(settings, deployment, op, si, work, unfinished, say, verbosity)
+        patcher.locate()  # before the run is recorded: a refusal here leaves nothing unfinished
         if unfinished is None:
             run = op.store.start_patch_run(dname, name, version, action, [n.name for n in work.nodes], work.snapshot)
             if work.keep_dir is not None:
@@ -651,37 +663,35 @@ def _apply(
                 work.keep_dir.mkdir(mode=0o700)
         else:
             run = unfinished
-        with vcenter_session(settings, deployment) as si:
-            patcher = _Patcher(settings, deployment, op, si, work, run, say, verbosity)
-            patcher.locate()
-            if run.status == REVERTING:
-                _finish_revert(patcher, op, run, run.message or "an earlier run failed")
-            patcher.snapshot()
-            remaining = [n for n in work.nodes if n.name not in run.done]
-            result.skipped = [n.name for n in work.nodes if n.name in run.done]
-            if remaining:
-                patcher.stage(remaining)
-            for node in remaining:
-                node_started = time.monotonic()
-                say(f"{node.name}: {'installing' if action == 'install' else 'uninstalling'} patch {name} {version}")
-                try:
-                    patcher.patch_node(node)
-                except (ViocliError, _NodeCheckFailed) as error:
-                    check = error.check if isinstance(error, _NodeCheckFailed) else _failure_text(error)
-                    _fail_and_revert(patcher, op, run, node.name, check)
-                op.store.patch_node_done(run.id, node.name)
-                done = NodeDone(node.name, time.monotonic() - node_started)
-                result.nodes.append(done)
-                say(f"{node.name}: {action} done and checked in {done.seconds:.0f} s")
-            result.report = health_report(settings, dname, say, HEALTH_WAIT_SECONDS)
-            if result.report.failed:
-                check = "; ".join(f"{r.collector_name}: {r.message}" for r in result.report.failed)
-                _fail_and_revert(patcher, op, run, "the deployment", f"the final status: {check}", all_done=True)
-            if keep_snapshots:
-                result.snapshots_kept = True
-                say(f"snapshot {work.snapshot} kept on every patched VM (--keep-snapshots): remove it in vCenter")
-            else:
-                patcher.remove_snapshots()
+        patcher.run = run
+        if run.status == REVERTING:
+            _finish_revert(patcher, op, run, run.message or "an earlier run failed")
+        patcher.snapshot()
+        remaining = [n for n in work.nodes if n.name not in run.done]
+        result.skipped = [n.name for n in work.nodes if n.name in run.done]
+        if remaining:
+            patcher.stage(remaining)
+        for node in remaining:
+            node_started = time.monotonic()
+            say(f"{node.name}: {'installing' if action == 'install' else 'uninstalling'} patch {name} {version}")
+            try:
+                patcher.patch_node(node)
+            except (ViocliError, _NodeCheckFailed) as error:
+                check = error.check if isinstance(error, _NodeCheckFailed) else _failure_text(error)
+                _fail_and_revert(patcher, op, run, node.name, check)
+            op.store.patch_node_done(run.id, node.name)
+            done = NodeDone(node.name, time.monotonic() - node_started)
+            result.nodes.append(done)
+            say(f"{node.name}: {action} done and checked in {done.seconds:.0f} s")
+        result.report = health_report(settings, dname, say, HEALTH_WAIT_SECONDS)
+        if result.report.failed:
+            check = "; ".join(f"{r.collector_name}: {r.message}" for r in result.report.failed)
+            _fail_and_revert(patcher, op, run, "the deployment", f"the final status: {check}", all_done=True)
+        if keep_snapshots:
+            result.snapshots_kept = True
+            say(f"snapshot {work.snapshot} kept on every patched VM (--keep-snapshots): remove it in vCenter")
+        else:
+            patcher.remove_snapshots()
         op.store.finish_patch_run(run.id, "done")
         result.seconds = time.monotonic() - started
         op.note = (
@@ -697,19 +707,13 @@ def _failure_text(error: ViocliError) -> str:
     return "; ".join([error.message, *first])
 
 
-def _ensure_backup(
-    settings: Settings,
-    dname: str,
-    recent: str | None,
-    backup_volume: str | None,
-    skip_backup: bool,
-    say: Callable[[str], None],
+def _fallback_backup(
+    dname: str, recent: str | None, backup_volume: str | None, skip_backup: bool, say: Callable[[str], None]
 ) -> str | None:
-    """The backup the install can fall back on: a new one on ``backup_volume``, else a recent one."""
+    """What the install can fall back on: a new backup on ``backup_volume`` (taken once the operator
+    said yes), else a recent one from the catalog; Refused without either unless ``skip_backup``."""
     if backup_volume is not None:
-        say(f"taking a backup of the databases on {backup_volume} first")
-        done = backup_openstack_db(settings, dname, backup_volume, say=say)
-        return f"{done.name} on {done.target}"
+        return f"a new openstack_db backup on {backup_volume}, taken first"
     if recent is not None:
         return recent
     if skip_backup:
@@ -746,10 +750,9 @@ def _fail_and_revert(
     patcher: _Patcher, op: Operation, run: PatchRun, node: str, check: str, *, all_done: bool = False
 ) -> None:
     """A node failed its check: record it, revert every node touched, and end with exit 1."""
-    if not all_done:
-        op.store.patch_node_done(run.id, node)  # touched: it is reverted with the others
     message = f"{node} failed its check: {check}"
-    op.store.set_patch_run_status(run.id, REVERTING, message)
+    # One transaction: a kill right here must not leave the failed node counted as patched.
+    op.store.start_patch_revert(run.id, None if all_done else node, message)
     patcher.say(f"{message}; reverting every node touched so far")
     _finish_revert(patcher, op, run, message)
 

@@ -518,9 +518,18 @@ class StateStore:
             done = [n for n in json.loads(row["done"]) if n != node]
             db.execute("UPDATE patch_runs SET done=? WHERE id=?", (json.dumps(done), run_id))
 
-    def set_patch_run_status(self, run_id: int, status: str, message: str | None = None) -> None:
+    def start_patch_revert(self, run_id: int, failed_node: str | None, message: str) -> None:
+        """Mark run ``run_id`` reverting, with ``failed_node`` (touched, so reverted too) among its
+        nodes to revert, in one transaction."""
         with self.transaction() as db:
-            db.execute("UPDATE patch_runs SET status=?, message=? WHERE id=?", (status, message, run_id))
+            row = db.execute("SELECT done FROM patch_runs WHERE id=?", (run_id,)).fetchone()
+            done = json.loads(row["done"])
+            if failed_node is not None and failed_node not in done:
+                done.append(failed_node)
+            db.execute(
+                "UPDATE patch_runs SET status='reverting', done=?, message=? WHERE id=?",
+                (json.dumps(done), message, run_id),
+            )
 
     def finish_patch_run(self, run_id: int, status: str, message: str | None = None) -> None:
         with self.transaction() as db:

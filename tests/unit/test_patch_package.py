@@ -674,7 +674,8 @@ def test_extract_payload_writes_the_files(build, debs: list[Path], tmp_path: Pat
 def test_extract_payload_checks_the_files_again(build, debs: list[Path], tmp_path: Path) -> None:
     patch = read_patch(build(), allow_unsigned=True)
     name = payload(f"packages/{debs[1].name}")
-    edit_data(patch.path, lambda entries: entries.update({name: entries[name][:-1] + bytes([entries[name][-1] ^ 0xFF])}))
+    flipped = {name: lambda data: data[:-1] + bytes([data[-1] ^ 0xFF])}  # a byte that surely changes
+    edit_data(patch.path, lambda entries: entries.update({name: flipped[name](entries[name])}))
     with pytest.raises(BadInput) as error:
         extract_payload(patch, tmp_path / "payload")
     assert f"packages/{debs[1].name} checksum mismatch" in bad(error)

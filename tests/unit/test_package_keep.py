@@ -317,7 +317,7 @@ def test_make_patch_builds_a_bad_patch_from_a_root_file_system(fake_root: Path, 
 
     tree = tmp_path / "lib"
     dpkg("dpkg-deb", "-R", str(lib), str(tree))
-    marker = "usr/share/doc/viocli-test-lib/viocli-patch-test-bad"
+    marker = "usr/share/viocli-patch/test-bad/viocli-test-lib"
     assert (tree / marker).read_text() == "viocli patch test-bad 1.0\n"
     sums = dict(reversed(line.split("  ", 1)) for line in (tree / "DEBIAN/md5sums").read_text().splitlines())
     assert sums[marker] == md5((tree / marker).read_bytes())

@@ -165,7 +165,8 @@ def test_the_command_destroys_a_provisioned_deployment_and_forgets_it(deployed) 
     assert f"  DRS rules deleted: {', '.join(RULES)}" in lines
     assert f"  VM folder deleted: {NAME}" in lines
     assert "  VMs already gone: vio-lab-ha-ComputeDriver-0" in lines
-    assert "  state store rows deleted: deployments 1, nodes 9, operations 2, backups 0" in lines  # 2: the cancel too
+    # operations 2: the cancelled destroy too
+    assert "  state store rows deleted: deployments 1, nodes 9, operations 2, backups 0, patch_runs 0" in lines
     assert not {n.vm_name for n in deployment.nodes} & _vm_names(si)
     assert _folder(si) is None and not set(RULES) & set(_rules(si))
     store = StateStore.open_readonly(settings.db_path)

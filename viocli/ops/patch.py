@@ -17,6 +17,7 @@ on the deployment meanwhile.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from viocli.atomic import write_atomic_stream
 from viocli.errors import BadInput, OperationFailed, Refused, ViocliError
 from viocli.inventory.topology import Node
 from viocli.logsetup import get_logger
@@ -123,8 +125,6 @@ def add(settings: Settings, location: Path, *, allow_unsigned: bool = False) -> 
         )
     with operation(settings, OMS, f"patch add {manifest.name} {manifest.version}") as op:
         with location.open("rb") as source:
-            from viocli.atomic import write_atomic_stream
-
             write_atomic_stream(stored, source, 0o600)
         copied = read_patch(stored, trusted_keys=trusted_keys_dir(settings), allow_unsigned=True)
         op.store.add_patch(
@@ -146,8 +146,6 @@ def add(settings: Settings, location: Path, *, allow_unsigned: bool = False) -> 
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):

@@ -11,6 +11,11 @@ viocli.conf is INI, like VIO's ``/opt/vmware/vio/etc/viocli.conf``::
     [paths]
     state_dir = /var/lib/viocli
     log_file = /var/log/viocli/viocli.log
+
+    [ansible]
+    # Mitogen for Ansible runs every playbook (the default); false falls back to Ansible's own SSH
+    # connection with pipelining and a persistent master (slower, the documented fallback).
+    mitogen = true
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Settings:
     default_deployment: str | None
     # Where default_deployment came from, for error messages: the variable or the config file.
     default_deployment_source: str = "viocli.conf"
+    # Playbooks run with Mitogen for Ansible (tuned runs only); off: Ansible's own SSH connection.
+    ansible_mitogen: bool = True
 
     @property
     def db_path(self) -> Path:
@@ -73,7 +80,11 @@ def load_settings() -> Settings:
         deployment, source = os.environ["VIOCLI_DEPLOYMENT"], "VIOCLI_DEPLOYMENT"
     else:
         deployment, source = parser.defaults().get("deployment") or None, f"[DEFAULT] deployment in {config_file}"
+    mitogen_text = os.environ.get("VIOCLI_ANSIBLE_MITOGEN") or (
+        parser.get("ansible", "mitogen", fallback="true") if parser.has_section("ansible") else "true"
+    )
     return Settings(
+        ansible_mitogen=mitogen_text.strip().lower() not in {"0", "false", "no", "off"},
         config_file=config_file,
         state_dir=Path(state_dir),
         log_file=Path(log_file),

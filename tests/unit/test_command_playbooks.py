@@ -199,6 +199,30 @@ def test_runs_use_tuned_settings_and_checked_host_keys(deployment, fake) -> None
     assert call["suppress_env_files"] is True
     assert call["rotate_artifacts"] > 0
     assert call["fact_cache_type"] is None  # our cache outlives one run; runner's would not
+    # Mitogen for Ansible's linear strategy, from the installed package
+    assert env["ANSIBLE_STRATEGY"] == "mitogen_linear"
+    assert (Path(env["ANSIBLE_STRATEGY_PLUGINS"]) / "mitogen_linear.py").is_file()
+
+
+@pytest.mark.parametrize("value", ["false", "0", "no", "off"])
+def test_mitogen_off_in_viocli_conf_falls_back_to_ssh(deployment, fake, tmp_path, monkeypatch, value) -> None:
+    config = tmp_path / "viocli-mitogen.conf"
+    config.write_text(f"[ansible]\nmitogen = {value}\n")
+    monkeypatch.setenv("VIOCLI_CONFIG", str(config))
+    load_settings.cache_clear()
+    assert load_settings().ansible_mitogen is False
+    run_ansible(load_settings(), deployment, plans.configure(deployment))
+    env = fake.calls[0]["envvars"]
+    assert "ANSIBLE_STRATEGY" not in env and "ANSIBLE_STRATEGY_PLUGINS" not in env
+    # the plain SSH connection keeps every other tuning
+    assert env["ANSIBLE_PIPELINING"] == "True" and "ControlPersist" in env["ANSIBLE_SSH_ARGS"]
+
+
+def test_mitogen_off_from_the_environment(deployment, fake, monkeypatch) -> None:
+    monkeypatch.setenv("VIOCLI_ANSIBLE_MITOGEN", "0")
+    load_settings.cache_clear()
+    run_ansible(load_settings(), deployment, plans.configure(deployment))
+    assert "ANSIBLE_STRATEGY" not in fake.calls[0]["envvars"]
 
 
 def test_stock_settings_for_the_benchmark_baseline(deployment, fake, monkeypatch) -> None:
@@ -209,6 +233,7 @@ def test_stock_settings_for_the_benchmark_baseline(deployment, fake, monkeypatch
     env = fake.calls[0]["envvars"]
     assert env["ANSIBLE_PIPELINING"] == "False" and env["ANSIBLE_FORKS"] == "5"
     assert "ANSIBLE_CACHE_PLUGIN" not in env and "ControlPersist" not in env["ANSIBLE_SSH_ARGS"]
+    assert "ANSIBLE_STRATEGY" not in env  # stock: no plugin
 
 
 def test_secrets_only_in_a_private_file_removed_after_the_run(deployment, fake) -> None:

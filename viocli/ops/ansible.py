@@ -112,6 +112,7 @@ def run_target(settings: Settings, deployment: Deployment) -> RunTarget:
         custom_vars=dict(deployment.loaded.custom_vars),
         node_count=len(deployment.nodes),
         ssh_key=ssh_key if ssh_key.exists() else None,
+        mitogen=settings.ansible_mitogen,
     )
 
 

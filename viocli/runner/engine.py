@@ -47,6 +47,7 @@ class RunTarget:
     custom_vars: dict[str, Any] = field(default_factory=dict)
     node_count: int = 1
     ssh_key: Path | None = None
+    mitogen: bool = True  # tuned runs use Mitogen for Ansible (viocli.conf [ansible] mitogen)
 
     @property
     def known_hosts(self) -> Path:
@@ -206,6 +207,7 @@ def run_playbook(
         node_count=target.node_count,
         ssh_key=target.ssh_key,
         tuned=tuned,
+        mitogen=target.mitogen,
     )
     ident = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{Path(run.playbook).stem}"
     collected = _Collector()
@@ -239,7 +241,7 @@ def run_playbook(
         return True
 
     log.info(
-        "run %s on %s: tags=%s skip_tags=%s limit=%s check=%s diff=%s tuned=%s ident=%s",
+        "run %s on %s: tags=%s skip_tags=%s limit=%s check=%s diff=%s tuned=%s mitogen=%s ident=%s",
         run.playbook,
         target.name,
         ",".join(run.tags) or "-",
@@ -248,6 +250,7 @@ def run_playbook(
         run.check,
         run.diff,
         tuned,
+        env.get("ANSIBLE_STRATEGY") == "mitogen_linear",
         ident,
     )
     started = time.monotonic()

@@ -38,6 +38,16 @@ def ansible_playbook_binary() -> Path:
     return Path(found)
 
 
+def mitogen_strategy_dir() -> Path | None:
+    """The directory of Mitogen for Ansible's strategy plugins, or None when it is not installed."""
+    try:
+        import ansible_mitogen
+    except ImportError:
+        return None
+    found = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return found if (found / "mitogen_linear.py").is_file() else None
+
+
 def forks_for(node_count: int) -> int:
     """One fork per node so every node works at once, within sane bounds."""
     return max(MIN_FORKS, min(MAX_FORKS, node_count))
@@ -52,12 +62,16 @@ def ansible_env(
     node_count: int,
     ssh_key: Path | None = None,
     tuned: bool = True,
+    mitogen: bool = True,
 ) -> dict[str, str]:
     """Environment for ansible-playbook.
 
     Host keys are always checked against the deployment's own known_hosts file, which viocli
     maintains; tuned adds pipelining, a persistent SSH master, forks sized to the inventory and a
-    fact cache that outlives one run (``gathering = smart``).
+    fact cache that outlives one run (``gathering = smart``) and, unless ``mitogen`` is false or it is
+    not installed, Mitogen for Ansible's linear strategy: one Python interpreter per node for the whole
+    run instead of an SSH command and a Python start-up per task (host keys are checked the same way:
+    Mitogen runs the same ssh with the same options).
     """
     ssh_args = [
         "-o",
@@ -96,6 +110,9 @@ def ansible_env(
                 "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work_dir / CONTROL_DIR),
             }
         )
+        strategy_dir = mitogen_strategy_dir() if mitogen else None
+        if strategy_dir is not None:
+            env.update({"ANSIBLE_STRATEGY_PLUGINS": str(strategy_dir), "ANSIBLE_STRATEGY": "mitogen_linear"})
     else:
         env.update({"ANSIBLE_PIPELINING": "False", "ANSIBLE_FORKS": str(MIN_FORKS), "ANSIBLE_GATHERING": "implicit"})
     env["ANSIBLE_SSH_ARGS"] = " ".join(ssh_args)

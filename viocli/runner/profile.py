@@ -23,7 +23,8 @@ _HOST_RESULTS = {
     "runner_on_skipped",
     "runner_on_unreachable",
 }
-_BOUNDARIES = {"playbook_on_task_start", "playbook_on_handler_task_start", "playbook_on_play_start", "playbook_on_stats"}
+_TASK_STARTS = {"playbook_on_task_start", "playbook_on_handler_task_start"}
+_BOUNDARIES = {*_TASK_STARTS, "playbook_on_play_start", "playbook_on_stats"}
 
 
 @dataclass
@@ -104,7 +105,7 @@ def profile_events(events: list[dict[str, Any]]) -> RunProfile:
                 open_play = None
         if kind == "playbook_on_play_start":
             open_play = (data.get("play", "?"), when)
-        elif kind in {"playbook_on_task_start", "playbook_on_handler_task_start"}:
+        elif kind in _TASK_STARTS:
             uuid = data.get("task_uuid", str(len(order)))
             if uuid not in tasks:
                 tasks[uuid] = TaskTiming(

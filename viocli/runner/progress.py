@@ -141,12 +141,19 @@ class RunProgress:
         if self._live is not None:
             self._live.update(self._render())
 
+    def _print_diff(self, stdout: str) -> None:
+        for line in ANSI_RE.sub("", stdout).splitlines():
+            if line.startswith(("---", "+++", "@@", "+", "-", " ")) and not line.startswith("changed:"):
+                self._print(f"    {line}")
+
     # --- events --------------------------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
         """Update the display for one runner event."""
         kind = event.get("event", "")
         data = event.get("event_data") or {}
-        if kind == "playbook_on_play_start":
+        if kind == "runner_on_file_diff" and self.show_diff:
+            self._print_diff(event.get("stdout") or "")
+        elif kind == "playbook_on_play_start":
             self.play = data.get("play", "")
             self.task = ""
             self._print(f"PLAY [{self.play}]  ({_elapsed(time.monotonic() - self.started)})")
@@ -165,12 +172,10 @@ class RunProgress:
             if status in ("failed", "unreachable"):
                 self._print(f"  {status.upper()}: {host}: TASK [{self.task}]: {result_message(data)}")
             elif status == "changed" and self.show_diff:
-                # --diff: say what changed where, with Ansible's own rendering of the difference
+                # --diff: say what changed where; Ansible's own rendering of the difference comes in its
+                # own file_diff event (before this one) or, from some callbacks, in this one's stdout
                 self._print(f"  changed: {host}: TASK [{self.task}]")
-                diff = ANSI_RE.sub("", event.get("stdout") or "")
-                for line in diff.splitlines():
-                    if line.startswith(("---", "+++", "@@", "+", "-", " ")) and not line.startswith("changed:"):
-                        self._print(f"    {line}")
+                self._print_diff(event.get("stdout") or "")
             elif self.verbosity >= 1:
                 self._print(f"    {status}: {host}")
         self._refresh()

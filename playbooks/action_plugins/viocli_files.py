@@ -7,8 +7,9 @@ hands the whole set to the ``viocli_files`` module, which writes only the files 
 
 Task arguments: ``files``, a list of entries, each with ``dest`` and one of ``src`` (a template of the
 role), ``content`` (text), ``local`` (a file on the OMS, copied as it is) or ``state: directory``; plus
-``owner``, ``group``, ``mode``, ``vars`` (more variables for that template) and ``diff`` (false keeps
-the file out of --diff output). The result has
+``owner``, ``group``, ``mode``, ``vars`` (more variables for that template), ``validate`` (a command
+run on the new file, ``%s`` its path, before it replaces the old one) and ``diff`` (false keeps the file
+out of --diff output). The result has
 ``changed_paths``, and ``diff`` in diff mode.
 """
 
@@ -23,7 +24,7 @@ from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
 KINDS = ("src", "content", "local")
-ENTRY_KEYS = {"dest", "owner", "group", "mode", "state", "diff", "vars", *KINDS}
+ENTRY_KEYS = {"dest", "owner", "group", "mode", "state", "diff", "vars", "validate", *KINDS}
 
 
 class ActionModule(ActionBase):
@@ -69,6 +70,8 @@ class ActionModule(ActionBase):
             "mode": str(entry.get("mode") or ""),
             "state": str(entry.get("state") or "file"),
         }
+        if entry.get("validate"):
+            meta["validate"] = str(entry["validate"])
         kinds = [k for k in KINDS if k in entry]
         if meta["state"] == "directory":
             if kinds:

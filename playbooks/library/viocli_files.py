@@ -14,7 +14,9 @@ import base64
 import grp
 import os
 import pwd
+import shlex
 import stat
+import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -28,8 +30,9 @@ description: >-
 options:
   files:
     description: >-
-      Dicts with C(dest), C(owner), C(group), C(mode) (octal string) and C(state) (file or directory),
-      in the order to apply them (a directory before the files in it).
+      Dicts with C(dest), C(owner), C(group), C(mode) (octal string), C(state) (file or directory) and
+      C(validate) (a command run on the new file, C(%s) its path, before it replaces the old one; a
+      failure keeps the old file), in the order to apply them (a directory before the files in it).
     type: list
     elements: dict
     required: true
@@ -101,6 +104,21 @@ def ensure_directory(entry: dict, check: bool) -> bool:
     return _fix_attributes(path, uid, gid, mode, check)
 
 
+def _validate(entry: dict, temporary: str) -> None:
+    """Run the entry's validate command on the new file; raise FileError when it fails."""
+    command = entry.get("validate")
+    if not command:
+        return
+    argv = shlex.split(str(command).replace("%s", shlex.quote(temporary)))
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = (result.stderr.strip() or result.stdout.strip()).splitlines()[-5:]
+        raise FileError(
+            f"{entry['dest']}: the new file fails `{command}` (exit {result.returncode}): {' / '.join(output)}; "
+            "the old file is kept: fix the inventory or custom.yml and run again"
+        )
+
+
 def ensure_file(entry: dict, content: bytes, check: bool) -> tuple[bool, bytes | None]:
     """Write the file when its bytes differ, or fix its owner and mode; return (changed, old bytes)."""
     path = entry["dest"]
@@ -126,6 +144,7 @@ def ensure_file(entry: dict, content: bytes, check: bool) -> tuple[bool, bytes |
                 os.fchown(out.fileno(), uid, gid)
                 os.fchmod(out.fileno(), mode)
                 os.fsync(out.fileno())
+            _validate(entry, temporary)
             os.rename(temporary, path)
         except BaseException:
             if os.path.exists(temporary):

@@ -200,3 +200,17 @@ def test_the_action_renders_like_the_template_action_and_writes_only_what_differ
     appended = _play(tmp_path, out, "--diff")
     assert "-# junk" in appended["stdout"] and "*# junk" not in appended["stdout"]
     assert appended["diff"][0]["before"] == kept + "# junk\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sets owners (root)")
+def test_a_new_file_that_fails_validate_never_replaces_the_old_one(files, tmp_path: Path) -> None:
+    path = tmp_path / "haproxy.cfg"
+    path.write_text("good\n")
+    checked = entry(path, validate="grep -q good %s")
+    with pytest.raises(
+        files.FileError, match=r"haproxy.cfg: the new file fails `grep -q good %s` \(exit 1\).*old file is kept"
+    ):
+        files.ensure_file(checked, b"bad\n", check=False)
+    assert path.read_text() == "good\n" and [p.name for p in tmp_path.iterdir()] == ["haproxy.cfg"]
+    assert files.ensure_file(checked, b"good too\n", check=False)[0] is True
+    assert path.read_text() == "good too\n"

@@ -128,8 +128,12 @@ def ensure_file(entry: dict, content: bytes, check: bool) -> tuple[bool, bytes |
     if not os.path.isdir(directory) and not check:
         raise FileError(f"{path}: its directory {directory} does not exist (is its package installed?)")
     old = None
-    if os.path.lexists(path):
-        if os.path.islink(path) or not os.path.isfile(path):
+    if os.path.islink(path):
+        # a packaged symlink (Debian's /etc/mysql/my.cnf -> alternatives) is replaced by the file, as the
+        # template and copy modules do: the rename below replaces the link, never what it points to
+        old = b""
+    elif os.path.lexists(path):
+        if not os.path.isfile(path):
             raise FileError(f"{path} exists and is not a regular file; move it away and run again")
         with open(path, "rb") as handle:
             old = handle.read()

@@ -214,3 +214,15 @@ def test_a_new_file_that_fails_validate_never_replaces_the_old_one(files, tmp_pa
     assert path.read_text() == "good\n" and [p.name for p in tmp_path.iterdir()] == ["haproxy.cfg"]
     assert files.ensure_file(checked, b"good too\n", check=False)[0] is True
     assert path.read_text() == "good too\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sets owners (root)")
+def test_a_packaged_symlink_is_replaced_by_the_file_never_its_target(files, tmp_path: Path) -> None:
+    target = tmp_path / "alternative.cnf"
+    target.write_text("packaged\n")
+    link = tmp_path / "my.cnf"
+    link.symlink_to(target)
+    assert files.ensure_file(entry(link), b"ours\n", check=False)[0] is True
+    assert not link.is_symlink() and link.read_text() == "ours\n"
+    assert target.read_text() == "packaged\n"
+    assert files.ensure_file(entry(link), b"ours\n", check=False) == (False, None)

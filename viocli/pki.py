@@ -32,6 +32,13 @@ class CertFiles:
     key: Path
 
 
+def ensure_ca(cert_path: Path, key_path: Path, name: str) -> tuple[Any, Any]:
+    """Load the CA (certificate and key) at these paths, or make a new one when it is missing or due."""
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    ca = _load_ca(cert_path, key_path)
+    return ca if ca is not None else _new_ca(cert_path, key_path, name)
+
+
 def ensure_server_cert(files: CertFiles, names: Sequence[str], *, ca_name: str, cert_name: str) -> CertFiles:
     """Make (or keep) the CA and a server certificate valid for every name in ``names``.
 
@@ -39,13 +46,16 @@ def ensure_server_cert(files: CertFiles, names: Sequence[str], *, ca_name: str, 
     ``ca_name`` and ``cert_name`` are the subjects' common names. Returns ``files``.
     """
     wanted = [_general_name(name) for name in names]
-    files.cert.parent.mkdir(parents=True, exist_ok=True)
-    ca = _load_ca(files.ca_cert, files.ca_key)
-    if ca is None:
-        ca = _new_ca(files.ca_cert, files.ca_key, ca_name)
-    elif _server_cert_valid(files.cert, files.key, ca[0], wanted):
-        return files
-    _new_server_cert(files.cert, files.key, ca, wanted, cert_name)
+    ca = ensure_ca(files.ca_cert, files.ca_key, ca_name)
+    if not _server_cert_valid(files.cert, files.key, ca[0], wanted):
+        _new_server_cert(files.cert, files.key, ca, wanted, cert_name)
+    return files
+
+
+def issue_server_cert(files: CertFiles, names: Sequence[str], *, ca_name: str, cert_name: str, days: int) -> CertFiles:
+    """Always sign a new key and certificate (``days`` long) for ``names`` with the CA of ``files``."""
+    ca = ensure_ca(files.ca_cert, files.ca_key, ca_name)
+    _new_server_cert(files.cert, files.key, ca, [_general_name(name) for name in names], cert_name, days)
     return files
 
 
@@ -134,7 +144,9 @@ def _new_ca(cert_path: Path, key_path: Path, common_name: str) -> tuple[Any, Any
     return cert, key
 
 
-def _new_server_cert(cert_path: Path, key_path: Path, ca: tuple[Any, Any], names: list[Any], common_name: str) -> None:
+def _new_server_cert(
+    cert_path: Path, key_path: Path, ca: tuple[Any, Any], names: list[Any], common_name: str, days: int = CERT_DAYS
+) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -144,7 +156,7 @@ def _new_server_cert(cert_path: Path, key_path: Path, ca: tuple[Any, Any], names
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     cert = (
-        _builder(subject, ca_cert.subject, key.public_key(), CERT_DAYS)
+        _builder(subject, ca_cert.subject, key.public_key(), days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(signs=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)

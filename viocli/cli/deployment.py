@@ -58,7 +58,7 @@ def create(inventory_path: Path | None, yes: bool, extra_vars: tuple[str, ...]) 
     from viocli.errors import BadInput
     from viocli.ops.ansible import parse_cli_vars
     from viocli.ops.deploy import create as create_deployment
-    from viocli.ops.tls import external_ca_file
+    from viocli.ops.tls import client_ca_file
     from viocli.settings import load_settings
 
     if inventory_path is None:
@@ -85,8 +85,9 @@ def create(inventory_path: Path | None, yes: bool, extra_vars: tuple[str, ...]) 
         f"configured in {result.configured.elapsed:.0f} s"
     )
     click.echo(f"  identity endpoint: https://{model.vips.external_fqdn or model.vips.external}:5000/v3")
-    if model.external_tls is None:
-        click.echo(f"  CA certificate:    {external_ca_file(settings.deployment_dir(result.deployment.name))}")
+    ca_file = client_ca_file(model, settings.deployment_dir(result.deployment.name))
+    if ca_file is not None:
+        click.echo(f"  CA certificate:    {ca_file}")
 
 
 @deployment.command(context_settings=CONTEXT_SETTINGS)

@@ -22,7 +22,7 @@ from viocli.ops.ansible import load_secrets, run_ansible
 from viocli.ops.context import Deployment, resolve_deployment
 from viocli.ops.known_hosts import write_known_hosts
 from viocli.ops.operation import operation
-from viocli.ops.tls import external_ca_file
+from viocli.ops.tls import client_ca_file
 from viocli.runner.engine import RunResult
 from viocli.settings import Settings, share_dir
 from viocli.sshkeys import oms_keypair
@@ -136,7 +136,7 @@ def create(
 def check_health(settings: Settings, deployment: Deployment, secrets: Mapping[str, Any]) -> list[Check]:
     """Every external API answers over verified TLS and the admin gets a token (waits for a while)."""
     model = deployment.loaded.model
-    ca_file = None if model.external_tls is not None else external_ca_file(settings.deployment_dir(deployment.name))
+    ca_file = client_ca_file(model, settings.deployment_dir(deployment.name))
     context = tls_context(ca_file)
     host = model.vips.external_fqdn or str(model.vips.external)  # as the public endpoints name it
     apis = external_apis(share_dir("playbooks"), deployment.loaded.custom_vars)

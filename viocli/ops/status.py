@@ -23,7 +23,7 @@ from viocli.health.result import Result, Status
 from viocli.health.shell import SshShell
 from viocli.logsetup import get_logger
 from viocli.ops.context import CREATE_HINT, Deployment, _read_store, resolve_deployment
-from viocli.ops.tls import external_ca_file
+from viocli.ops.tls import client_ca_file
 from viocli.secrets.store import SecretStore
 from viocli.services import port_variable
 from viocli.settings import Settings, share_dir
@@ -126,7 +126,7 @@ def status_context(settings: Settings, deployment: Deployment, vm_ids: Mapping[s
         shell_problem.hint = "sudo viocli deployment create -i FILE (it completes a half-created deployment)"
     shell = SshShell(key, known_hosts, model.ssh_user) if shell_problem is None else None
 
-    ca_file = external_ca_file(deployment_dir) if model.external_tls is None else None
+    ca_file = client_ca_file(model, deployment_dir)
     api_problem = _unreadable(ca_file, "the CA certificate of the external VIP") if ca_file else None
     if api_problem is not None and not api_problem.needs_root:
         api_problem.hint = "sudo viocli deployment create -i FILE (it generates the CA and completes the deployment)"

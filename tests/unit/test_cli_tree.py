@@ -45,11 +45,6 @@ DESIGN_COMMANDS = [
     ("lab", "status"),
 ]
 
-# Commands not built yet, with arguments that parse, and whether they change things (need root).
-NOT_LANDED = [
-    (["deployment", "cert-req-create"], True),
-]
-
 
 def _resolve(path: tuple[str, ...]) -> click.Command:
     ctx = click.Context(cli)
@@ -77,14 +72,29 @@ def test_top_level_help_lists_every_group() -> None:
         assert f"  {group} " in result.output
 
 
-@pytest.mark.parametrize(("argv", "mutating"), NOT_LANDED, ids=lambda v: " ".join(v) if isinstance(v, list) else "")
-def test_not_landed_commands_say_so_in_one_line_and_exit_4(viocli_env, argv: list[str], mutating: bool) -> None:
-    result = CliRunner().invoke(cli, argv)
+def _not_landed_cli() -> click.Group:
+    """A command tree holding one command whose capability has not landed (every command of DESIGN.md has)."""
+    from viocli.cli.common import not_landed
+    from viocli.cli.lazy import LazyGroup
+
+    @click.group(name="viocli", cls=LazyGroup, lazy_commands={})
+    def group() -> None:
+        """A group."""
+
+    @group.command(name="later")
+    @not_landed("a later issue")
+    def later() -> None:
+        """Not built yet."""
+
+    return group
+
+
+def test_not_landed_commands_say_so_in_one_line_and_exit_4(viocli_env) -> None:
+    result = CliRunner().invoke(_not_landed_cli(), ["later"], prog_name="viocli")
     assert result.exit_code == 4, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, lines
-    assert "not available yet" in lines[0]
-    assert f"viocli {argv[0]}" in lines[0]
+    assert "not available yet" in lines[0] and "viocli later" in lines[0]
     assert result.stdout == ""
 
 

@@ -39,6 +39,7 @@ def _plan_actions(deployment) -> dict[str, set[str]]:
         plans.rotate_secrets(deployment, ["nova_db_password"]),
         plans.start(deployment),
         plans.stop(deployment),
+        plans.cert_update(deployment, "0A1B"),
         plans.restore_db(deployment, "database01", "/var/lib/mysql-restore"),
         *(plans.patch(deployment, action, ["controller01"], {}) for action in plans.PATCH_ACTIONS),
         *(plans.services(deployment, action) for action in plans.SERVICE_PLAYBOOKS),

@@ -141,6 +141,7 @@ def test_json_of_a_real_run_on_a_fresh_oms(viocli_env, example, monkeypatch: pyt
         "VerifyMemcached",
         "VerifyHAProxyBackends",
         "VerifyVIPs",
+        "VerifyCertificates",
         "VerifyOpenStackAPIs",
         "VerifyNovaComputeServices",
         "VerifyDiskSpace",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from viocli.errors import OperationFailed
-from viocli.health import balancer, database, memcached, nodes, openstack, vcenter
+from viocli.health import balancer, certificates, database, memcached, nodes, openstack, vcenter
 from viocli.health.api import Check
 from viocli.health.collectors import COLLECTORS, run_collectors
 from viocli.health.context import Unavailable
@@ -33,6 +35,7 @@ from .test_status_fakes import (
     memcached_stats,
     rabbitmq,
     service,
+    show_ssl_cert,
 )
 
 
@@ -44,7 +47,7 @@ def test_a_healthy_deployment_is_success_everywhere() -> None:
     results = run_collectors(make_context())
     assert [r.collector_name for r in results] == [c.name for c in COLLECTORS]
     assert {r.collector_name: str(r.overall_status) for r in results} == {c.name: "SUCCESS" for c in COLLECTORS}
-    assert len(COLLECTORS) == 11
+    assert len(COLLECTORS) == 12
     assert all(r.nodes == [] and r.action == "" for r in results)
 
 
@@ -266,6 +269,55 @@ def test_vip_held_by_nobody_or_by_both() -> None:
     result = balancer.verify_vips(make_context(shell))
     assert "the external VIP 192.168.50.90 is held by loadbalancer01 and loadbalancer02 at once" in result.message
     assert "internal" not in result.message
+
+
+# --- VerifyCertificates --------------------------------------------------------------------------
+NOW = datetime.datetime(2027, 1, 1, tzinfo=datetime.UTC)
+
+
+def test_certificate_same_everywhere_tells_subject_issuer_and_expiry() -> None:
+    result = certificates.verify_certificates(make_context(_shell()), now=NOW)
+    assert result.overall_status is Status.SUCCESS
+    assert result.message.startswith("CN=openstack.example.com, issued by CN=viocli vio-prod CA, expires 2099-03-10")
+    assert result.message.endswith("the same on 2 load balancers")
+    assert len(result.details) == 2 and all("SHA-1 5B1D8C3E" in d for d in result.details)
+
+
+def test_certificate_under_30_days_is_a_warning_and_expired_a_failure() -> None:
+    shell = _shell()
+    for lb in ("loadbalancer01", "loadbalancer02"):
+        shell.answers[(lb, "cert")] = show_ssl_cert(not_after="Jan 13 00:00:00 2027 GMT")
+    result = certificates.verify_certificates(make_context(shell), now=NOW)
+    assert result.overall_status is Status.WARNING
+    assert "loadbalancer01: the external certificate expires in 12 days (2027-01-13)" in result.message
+    assert "cert-req-create" in result.action
+
+    shell.answers[("loadbalancer02", "cert")] = show_ssl_cert(not_after="Dec 31 00:00:00 2026 GMT")
+    result = certificates.verify_certificates(make_context(shell), now=NOW)
+    assert result.overall_status is Status.FAILURE
+    assert "loadbalancer02: the external certificate expired on 2026-12-31" in result.message
+
+
+def test_load_balancers_serving_different_certificates_fail() -> None:
+    shell = _shell()
+    shell.answers[("loadbalancer02", "cert")] = show_ssl_cert(sha1="00112233445566778899AABBCCDDEEFF00112233")
+    result = certificates.verify_certificates(make_context(shell), now=NOW)
+    assert result.overall_status is Status.FAILURE
+    assert result.message.startswith("the load balancers serve different external certificates")
+    assert result.nodes == ["loadbalancer01", "loadbalancer02"]
+    assert (
+        result.action
+        == f"serve the recorded one everywhere: sudo viocli deployment configure -d {DEPLOYMENT} -t haproxy"
+    )
+
+
+def test_a_load_balancer_whose_haproxy_does_not_answer_is_a_warning() -> None:
+    shell = _shell()
+    shell.answers[("loadbalancer01", "cert")] = CommandResult(1, "", "connect: No such file or directory")
+    result = certificates.verify_certificates(make_context(shell), now=NOW)
+    assert result.overall_status is Status.WARNING
+    assert result.nodes == ["loadbalancer01"]
+    assert "HAProxy does not say which certificate it serves" in result.message
 
 
 # --- VerifyOpenStackAPIs -------------------------------------------------------------------------

@@ -188,6 +188,28 @@ HAPROXY_DOWN = CommandResult(
 )
 
 
+def show_ssl_cert(
+    not_after: str = "Mar 10 06:00:00 2099 GMT", sha1: str = "5B1D8C3E2F0A9B7C6D5E4F3A2B1C0D9E8F7A6B5C"
+) -> CommandResult:
+    """``show ssl cert /etc/haproxy/external.pem`` on HAProxy 2.6: what a load balancer serves."""
+    return CommandResult(
+        0,
+        "Filename: /etc/haproxy/external.pem\n"
+        "Status: Used\n"
+        "Serial: 3A1F0C\n"
+        "notBefore: Dec  6 06:00:00 2026 GMT\n"
+        f"notAfter: {not_after}\n"
+        "Subject Alternative Name: IP Address:192.168.50.90, DNS:openstack.example.com\n"
+        "Algorithm: EC256\n"
+        f"SHA1 FingerPrint: {sha1}\n"
+        "Subject: /CN=openstack.example.com\n"
+        "Issuer: /CN=viocli vio-prod CA\n"
+        "Chain Subject: /CN=viocli vio-prod CA\n"
+        "Chain Issuer: /CN=viocli vio-prod CA\n",
+        "",
+    )
+
+
 def ip_addr(mgmt: str, api: str | None, vips: tuple[str, ...] = ()) -> CommandResult:
     """``ip -o addr show`` of a load balancer holding ``vips`` (as keepalived adds them: secondary)."""
     lines = [
@@ -243,6 +265,7 @@ KINDS = (  # in order: "df -P / /var/lib/mysql" is a df
     ("mysql", "galera"),
     ("rabbitmqctl", "rabbitmq"),
     ("python3 -c", "memcached"),
+    ("show ssl cert", "cert"),
     ("socat", "haproxy"),
     ("ip -o addr", "ip"),
 )
@@ -303,6 +326,8 @@ class FakeShell:
             return memcached_stats()
         if kind == "haproxy":
             return haproxy_stat()
+        if kind == "cert":
+            return show_ssl_cert()
         if kind == "ip":
             first = node.name == "loadbalancer01"
             return ip_addr(str(node.mgmt_ip), str(node.api_ip) if node.api_ip else None, self.vips if first else ())

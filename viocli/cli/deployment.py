@@ -13,7 +13,6 @@ from viocli.cli.common import (
     deployment_name,
     format_option,
     inventory_option,
-    not_landed,
     requires_root,
     verbosity,
 )
@@ -399,23 +398,125 @@ def _destroyed_lines(result: DestroyResult) -> list[str]:
 
 
 @deployment.command(name="cert-req-create", context_settings=CONTEXT_SETTINGS)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Where to write the CSR.")
+@inventory_option
+@click.option("--cn", metavar="FQDN", default=None, help="Common name (default: the external FQDN, else the VIP).")
+@click.option("--san", "sans", multiple=True, metavar="NAME", help="Another DNS name or IP address to request.")
+@click.option("--country", metavar="CC", default=None, help="Two-letter country code.")
+@click.option("--state", metavar="STATE", default=None, help="State or province.")
+@click.option("--locality", metavar="CITY", default=None, help="Locality (city).")
+@click.option("--org", metavar="ORG", default=None, help="Organization.")
+@click.option("--ou", metavar="UNIT", default=None, help="Organizational unit.")
+@click.option(
+    "-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the CSR here."
+)
 @common_options
-@not_landed("certificate management")
 @requires_root
-def cert_req_create(out: Path | None) -> None:
-    """Create a certificate signing request for the external VIP's FQDN."""
+def cert_req_create(
+    inventory_path: Path | None,
+    cn: str | None,
+    sans: tuple[str, ...],
+    country: str | None,
+    state: str | None,
+    locality: str | None,
+    org: str | None,
+    ou: str | None,
+    out: Path | None,
+) -> None:
+    """Create a private key and a certificate signing request for the external VIP and FQDN."""
+    from viocli.certificates import SubjectFields
+    from viocli.ops.certs import cert_req_create as create_request
+    from viocli.settings import load_settings
+
+    fields = (cn, country, state, locality, org, ou)
+    subject = None
+    if any(fields):
+        subject = SubjectFields(cn or "", country, state, locality, org, ou)
+    result = create_request(load_settings(), inventory_path, deployment_name(), subject, sans, out)
+    click.echo(f"certificate signing request for {result.deployment}: {result.out_path or result.csr_path}")
+    for line in result.lines:
+        click.echo(f"  {line}")
+    click.echo(f"  private key (stays on this OMS until cert-update): {result.key_path}")
+    if result.replaced_pending:
+        click.echo(
+            f"  earlier requests' keys are kept ({result.replaced_pending}): a certificate signed for one installs too"
+        )
+    click.echo(
+        "next: have your CA sign it, then: sudo viocli deployment cert-update -p CERT_FILE [--chain FILE] --ca CA_FILE"
+    )
 
 
 @deployment.command(name="cert-update", context_settings=CONTEXT_SETTINGS)
-@click.option("--cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True)
-@click.option("--key", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
-@click.option("--chain", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None)
+@inventory_option
+@click.option(
+    "-p",
+    "--cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The signed certificate (PEM; may be followed by its chain).",
+)
+@click.option(
+    "--chain",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The intermediate CA certificates (PEM).",
+)
+@click.option(
+    "--ca",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The root CA clients trust (default: this OMS's system trust store).",
+)
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The private key (default: the pending key of cert-req-create that matches).",
+)
+@click.option("--force", is_flag=True, help="Install a certificate that expires within 30 days.")
+@click.option("--self-signed", "self_signed", is_flag=True, help="Renew the deployment's own CA-signed certificate.")
+@click.option("--days", type=int, default=None, help="With --self-signed: how long it is valid (default 825).")
 @common_options
-@not_landed("certificate management")
 @requires_root
-def cert_update(cert: Path, key: Path | None, chain: Path | None) -> None:
-    """Install a CA-signed certificate on the load balancers."""
+def cert_update(
+    inventory_path: Path | None,
+    cert: Path | None,
+    chain: Path | None,
+    ca: Path | None,
+    key: Path | None,
+    force: bool,
+    self_signed: bool,
+    days: int | None,
+) -> None:
+    """Check a certificate, then serve it on the load balancers one at a time, the standby first."""
+    from viocli import pki
+    from viocli.errors import BadInput
+    from viocli.ops.certs import cert_update as update_certificate
+    from viocli.settings import load_settings
+
+    if days is not None and not self_signed:
+        raise BadInput("--days goes with --self-signed (a CA-signed certificate's validity is the CA's choice)")
+    result = update_certificate(
+        load_settings(),
+        inventory_path,
+        deployment_name(),
+        cert=cert,
+        chain=chain,
+        ca=ca,
+        key=key,
+        force=force,
+        self_signed=self_signed,
+        days=days or pki.CERT_DAYS,
+        verbosity=verbosity(),
+    )
+    info = result.info
+    for warning in result.warnings:
+        click.echo(f"viocli: warning: {warning}", err=True)
+    click.echo(f"the external VIP of {result.deployment} serves the new certificate on every load balancer")
+    click.echo(f"  subject: {info.subject}")
+    click.echo(f"  issuer:  {info.issuer}")
+    click.echo(f"  expires: {info.not_after:%Y-%m-%d %H:%M} UTC ({info.days_left()} days)")
+    click.echo(f"  names:   {', '.join(info.names)}")
+    click.echo(f"  clients' CA file: {result.ca_file}")
 
 
 @deployment.command(name="default", context_settings=CONTEXT_SETTINGS)

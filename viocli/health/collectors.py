@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from viocli.health import actions, balancer, database, memcached, nodes, openstack, vcenter
+from viocli.health import actions, balancer, certificates, database, memcached, nodes, openstack, vcenter
 from viocli.health.context import NoNodeReachable, StatusContext, Unavailable
 from viocli.health.result import Result, Status, not_checked
 from viocli.logsetup import active_log_file, get_logger
@@ -31,6 +31,7 @@ COLLECTORS: tuple[Collector, ...] = (
     Collector(memcached.MEMCACHED, "memcached", memcached.verify_memcached),
     Collector(balancer.HAPROXY, "HAProxy's backends", balancer.verify_haproxy_backends),
     Collector(balancer.VIPS, "the VIPs", balancer.verify_vips),
+    Collector(certificates.CERTIFICATES, "the external certificate", certificates.verify_certificates),
     Collector(openstack.APIS, "the OpenStack APIs", openstack.verify_openstack_apis),
     Collector(openstack.NOVA_COMPUTE, "the nova-compute services", openstack.verify_nova_compute_services),
     Collector(nodes.DISK, "disk space", nodes.verify_disk_space),

@@ -93,8 +93,8 @@ def load_secrets(settings: Settings, deployment: Deployment) -> dict[str, Any]:
     return variables
 
 
-def run_target(settings: Settings, deployment: Deployment) -> RunTarget:
-    """Everything the engine needs to run a playbook against ``deployment``."""
+def run_target(settings: Settings, deployment: Deployment, extra_secrets: Mapping[str, Any] | None = None) -> RunTarget:
+    """Everything the engine needs to run a playbook against ``deployment``; ``extra_secrets`` win."""
     work_dir = settings.deployment_dir(deployment.name)
     ssh_key = settings.state_dir / "ssh" / "id_ed25519"
     model = deployment.loaded.model
@@ -108,7 +108,11 @@ def run_target(settings: Settings, deployment: Deployment) -> RunTarget:
         work_dir=work_dir,
         playbook_dir=share_dir("playbooks"),
         inventory=inventory,
-        secrets={**load_secrets(settings, deployment), "haproxy_external_pem": external_pem(model, work_dir)},
+        secrets={
+            **load_secrets(settings, deployment),
+            "haproxy_external_pem": external_pem(model, work_dir),
+            **(extra_secrets or {}),
+        },
         custom_vars=dict(deployment.loaded.custom_vars),
         node_count=len(deployment.nodes),
         ssh_key=ssh_key if ssh_key.exists() else None,
@@ -124,8 +128,11 @@ def run_ansible(
     cli_vars: Mapping[str, Any] | None = None,
     verbosity: int = 0,
     tuned: bool = True,
+    extra_secrets: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Check the operator's ``-e`` and run ``run`` against the deployment."""
+    """Check the operator's ``-e`` and run ``run`` against the deployment (``extra_secrets``: this run only)."""
     cli_vars = dict(cli_vars or {})
     check_cli_vars(deployment, cli_vars)
-    return run_playbook(run_target(settings, deployment), run, cli_vars=cli_vars, verbosity=verbosity, tuned=tuned)
+    return run_playbook(
+        run_target(settings, deployment, extra_secrets), run, cli_vars=cli_vars, verbosity=verbosity, tuned=tuned
+    )

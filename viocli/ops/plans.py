@@ -97,6 +97,15 @@ def stop(deployment: Deployment) -> PlaybookRun:
     return PlaybookRun("stop.yml", extravars={"viocli_action": "stop"})
 
 
+def cert_update(deployment: Deployment, sha1: str) -> PlaybookRun:
+    """Serve a new external certificate: the standby load balancers first, one at a time, then the active one.
+
+    The certificate itself travels in the run's secrets (``haproxy_external_pem``); its SHA-1
+    fingerprint ``sha1`` (upper-case hex) is how each load balancer shows it serves it.
+    """
+    return PlaybookRun("cert-update.yml", extravars={"viocli_action": "cert_update", "haproxy_external_sha1": sha1})
+
+
 SERVICE_PLAYBOOKS = {"start": "start.yml", "stop": "stop.yml", "restart": "restart.yml"}
 
 

@@ -67,7 +67,8 @@ def deployment_ca(deployment_dir: Path, deployment_name: str) -> pki.CertFiles:
         shutil.copyfile(directory / CA_CERT_NAME, ca_cert)
         os.replace(old_key, ca_key)
     pki.ensure_ca(ca_cert, ca_key, f"viocli {deployment_name} CA")
-    return pki.CertFiles(ca_cert=ca_cert, ca_key=ca_key, cert=directory / "external.crt", key=directory / "external.key")
+    cert, key = directory / "external.crt", directory / "external.key"
+    return pki.CertFiles(ca_cert=ca_cert, ca_key=ca_key, cert=cert, key=key)
 
 
 def custom_files(deployment_dir: Path) -> ExternalFiles:

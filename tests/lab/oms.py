@@ -158,6 +158,29 @@ def external_ca(env: dict[str, str], deployment: str) -> Path:
     return Path(env["VIOCLI_STATE_DIR"]) / "deployments" / deployment / "tls" / "external-ca.pem"
 
 
+def recorded_certificate(env: dict[str, str], deployment: str):
+    """The external certificate the deployment records as served (cert-update's, else its own)."""
+    from cryptography import x509
+
+    tls = Path(env["VIOCLI_STATE_DIR"]) / "deployments" / deployment / "tls"
+    custom = tls / "external-custom.pem"
+    source = custom if custom.exists() and '"cert-update"' in _read(tls / "external.json") else tls / "external.crt"
+    return x509.load_pem_x509_certificates(source.read_bytes())[0]
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def served_sha1(env: dict[str, str], deployment: str, address: str) -> str:
+    """The SHA-1 fingerprint of the external certificate HAProxy serves on a load balancer (it says so itself)."""
+    out = on_node(
+        env, deployment, address, 'echo "show ssl cert /etc/haproxy/external.pem" | socat stdio /run/haproxy/admin.sock'
+    )
+    [line] = [line for line in out.splitlines() if line.startswith("SHA1 FingerPrint:")]
+    return line.split(":", 1)[1].strip()
+
+
 def unit_started(env: dict[str, str], deployment: str, address: str, unit: str) -> float:
     """When ``unit`` last became active on a node (seconds since the epoch; 0 when it is not active)."""
     out = on_node(env, deployment, address, f"systemctl show -p ActiveEnterTimestamp --value --timestamp=unix {unit}")

@@ -219,7 +219,7 @@ def test_mgmt_server_backup_rebuilds_a_lost_oms(ha, tmp_path: Path) -> None:
     try:
         restored = _viocli(env, "restore", "mgmt_server", name, EXPORT, "--passphrase-file", str(passphrase)).stdout
         assert f"OMS restored from {name}" in restored and HA in restored
-        kept = ("secrets.yml", "vault_password", "known_hosts", "id_ed25519", "id_ed25519.pub", "external-ca.key")
+        kept = ("secrets.yml", "vault_password", "known_hosts", "id_ed25519", "id_ed25519.pub", "ca.key")
         for lost_file in (p for p in lost.rglob("*") if p.is_file() and p.name in kept):
             back = state / lost_file.relative_to(lost)
             assert back.read_bytes() == lost_file.read_bytes(), back  # tiny's secrets too: set before its create

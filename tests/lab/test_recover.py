@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 
 from tests.lab.clients import ApiClientLoop, RowWriterLoop
 from tests.lab.conftest import HA, configure
@@ -32,7 +33,9 @@ from tests.lab.oms import (
     external_ca,
     lab_vcenter,
     on_node,
+    recorded_certificate,
     run_viocli,
+    served_sha1,
     status_json,
 )
 from tests.lab.test_faults import _assert_healthy, _galera
@@ -208,6 +211,9 @@ def test_the_load_balancer_holding_the_vips_is_recovered_even_when_viocli_is_kil
         assert _node_status(env, node) == "running"
         held = _vip_holders(env)
         assert len(held[EXTERNAL_VIP]) == 1 and held[INTERNAL_VIP] == held[EXTERNAL_VIP], held
+        # it serves the certificate the deployment records (an operator's, after tests/lab/test_certificates.py)
+        recorded = recorded_certificate(env, HA).fingerprint(hashes.SHA1()).hex().upper()
+        assert {served_sha1(env, HA, lb) for lb in LOADBALANCERS} == {recorded}
     finally:
         _assert_healthy(env)
 

@@ -20,13 +20,15 @@ options:
   admin_project: {description: admin project name, type: str, required: true}
   admin_password: {description: admin password, type: str, required: true, no_log: true}
   region: {description: region of the endpoints, type: str, required: true}
-  internal_host: {description: host of the internal (http) endpoints, type: str, required: true}
+  internal_host: {description: host of the internal endpoints, type: str, required: true}
+  internal_scheme: {description: scheme of the internal endpoints (https with internal TLS), type: str, default: http}
   public_host: {description: host of the public (https) endpoints, type: str, required: true}
   services: {description: "[{name, type, description, port, path}]", type: list, elements: dict, required: true}
   service_project: {description: project of the service users, type: str, default: service}
   service_users: {description: "{user: password}", type: dict, required: true, no_log: true}
   roles: {description: extra roles to create, type: list, elements: str, default: []}
   domain_admins: {description: "[{domain, user, password}]", type: list, elements: dict, default: []}
+  ca_file: {description: CA the calls on auth_url verify against (default the system's trust store), type: str}
 """
 
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402 (after the documentation)
@@ -53,7 +55,9 @@ class Catalog:
             user_domain_id=DEFAULT_DOMAIN,
             project_domain_id=DEFAULT_DOMAIN,
         )
-        self.session = session.Session(auth=auth)
+        # With internal TLS auth_url is the internal VIP's https: verify it against the deployment's CA.
+        self.verify = self.params.get("ca_file") or True
+        self.session = session.Session(auth=auth, verify=self.verify)
         self.changes: list[str] = []
 
     # --- REST helpers -------------------------------------------------------------------------------
@@ -93,7 +97,10 @@ class Catalog:
                 service = self._post("/services", "service", body)
                 self.changes.append(f"created service {entry['name']}")
             urls = {
-                "internal": f"http://{self.params['internal_host']}:{entry['port']}{entry.get('path', '')}",
+                "internal": (
+                    f"{self.params['internal_scheme']}://{self.params['internal_host']}:{entry['port']}"
+                    f"{entry.get('path', '')}"
+                ),
                 "public": f"https://{self.params['public_host']}:{entry['port']}{entry.get('path', '')}",
             }
             existing = [e for e in endpoints if e["service_id"] == service["id"]]
@@ -160,7 +167,7 @@ class Catalog:
 
         auth = v3.Password(auth_url=self.params["auth_url"], user_id=user_id, password=password, unscoped=True)
         try:
-            session.Session(auth=auth).get_token()
+            session.Session(auth=auth, verify=self.verify).get_token()
         except exceptions.Unauthorized:
             return False
         return True
@@ -202,12 +209,14 @@ def main() -> None:
             "admin_password": {"type": "str", "required": True, "no_log": True},
             "region": {"type": "str", "required": True},
             "internal_host": {"type": "str", "required": True},
+            "internal_scheme": {"type": "str", "default": "http", "choices": ["http", "https"]},
             "public_host": {"type": "str", "required": True},
             "services": {"type": "list", "elements": "dict", "required": True},
             "service_project": {"type": "str", "default": "service"},
             "service_users": {"type": "dict", "required": True, "no_log": True},
             "roles": {"type": "list", "elements": "str", "default": []},
             "domain_admins": {"type": "list", "elements": "dict", "default": [], "no_log": True},
+            "ca_file": {"type": "str"},
         },
         supports_check_mode=False,
     )

@@ -151,8 +151,8 @@ def test_a_shadow_file_is_not_an_inventory_and_is_not_printed(tmp_path: Path, vi
     result = validate(shadow)
     assert problem_lines(result) == [
         f"  {shadow}:1:1: error: this is not a viocli inventory: none of its top-level keys is an inventory key "
-        "(name, mode, ssh_user, vcenter, networks, vips, roles, compute_clusters, backup, external_tls, openstack, "
-        "custom_file); start from inventory/ha.yml, compact.yml or tiny.yml"
+        "(name, mode, ssh_user, vcenter, networks, vips, roles, compute_clusters, backup, external_tls, internal_tls, "
+        "openstack, custom_file); start from inventory/ha.yml, compact.yml or tiny.yml"
     ]
 
 

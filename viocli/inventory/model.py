@@ -357,5 +357,7 @@ class Inventory(Section):
     compute_clusters: list[ComputeCluster] = Field(min_length=1)
     backup: Backup = Backup()
     external_tls: ExternalTLS | None = None
+    # TLS inside the control plane: the internal VIP, MariaDB and RabbitMQ (viocli/ops/internal_tls.py).
+    internal_tls: bool = False
     openstack: OpenStack = OpenStack()
     custom_file: FilePath | None = None

@@ -63,6 +63,7 @@ def inventory_vars(inventory: Inventory) -> dict[str, Any]:
         "backup_retention": inventory.backup.retention,
         "external_tls_cert_file": str(inventory.external_tls.cert_file) if inventory.external_tls else None,
         "external_tls_key_file": str(inventory.external_tls.key_file) if inventory.external_tls else None,
+        "internal_tls": inventory.internal_tls,
         "openstack_region": inventory.openstack.region,
         "openstack_admin_user": inventory.openstack.admin_user,
         "openstack_admin_project": inventory.openstack.admin_project,

@@ -14,6 +14,7 @@ from viocli.inventory.load import multiline_values
 from viocli.inventory.problems import dotted
 from viocli.inventory.render import RESERVED_PREFIX, ansible_inventory, known_variables, locked_variables
 from viocli.ops.context import Deployment
+from viocli.ops.internal_tls import internal_tls_vars
 from viocli.ops.tls import external_pem
 from viocli.runner.engine import RunResult, RunTarget, run_playbook
 from viocli.runner.plan import PlaybookRun
@@ -111,6 +112,7 @@ def run_target(settings: Settings, deployment: Deployment, extra_secrets: Mappin
         secrets={
             **load_secrets(settings, deployment),
             "haproxy_external_pem": external_pem(model, work_dir),
+            **internal_tls_vars(model, deployment.nodes, work_dir),
             **(extra_secrets or {}),
         },
         custom_vars=dict(deployment.loaded.custom_vars),

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from viocli import certificates as certificates_module
 from viocli.cli.main import cli
 from viocli.errors import BadInput, OperationFailed
 from viocli.inventory.load import load_inventory
@@ -120,7 +121,10 @@ def _request(settings, tmp_path: Path, *extra: str) -> x509.CertificateSigningRe
 
 
 def test_cert_req_create_keeps_a_pending_key_and_requests_the_fqdn_and_vip(deployment, tmp_path: Path) -> None:
-    csr, result = _request(deployment, tmp_path, "api.example.com")
+    subject = certificates_module.SubjectFields("", organization="Example Corp", country="US")
+    result = certs.cert_req_create(deployment, None, NAME, subject, ["api.example.com"], tmp_path / "req.csr")
+    csr = x509.load_pem_x509_csr((tmp_path / "req.csr").read_bytes())
+    assert csr.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Example Corp"
     names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(v) for v in names.get_values_for_type(x509.DNSName)] == [FQDN, "api.example.com"]
     assert [str(v) for v in names.get_values_for_type(x509.IPAddress)] == [VIP]

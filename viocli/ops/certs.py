@@ -11,6 +11,7 @@ keep it. ``cert-update --self-signed`` renews the deployment's own certificate t
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import os
@@ -87,7 +88,8 @@ def cert_req_create(
     deployment, _ = existing_deployment(settings, inventory_path, name, "request a certificate for")
     model = deployment.loaded.model
     names = _unique([*reversed(external_names(model)), *extra_names])  # the FQDN first: it is what CAs look at
-    subject = subject or certificates.SubjectFields(common_name=names[0])
+    if subject is None or not subject.common_name:  # the FQDN (else the VIP) unless --cn names another
+        subject = dataclasses.replace(subject or certificates.SubjectFields(""), common_name=names[0])
     key = certificates.new_private_key()
     csr = certificates.build_csr(key, subject, names)  # bad input raises here, before anything is written
     csr_pem = certificates.csr_pem(csr)

@@ -47,6 +47,7 @@ COLLECTORS = {
     "VerifyMemcached",
     "VerifyHAProxyBackends",
     "VerifyVIPs",
+    "VerifyCertificates",
     "VerifyOpenStackAPIs",
     "VerifyNovaComputeServices",
     "VerifyDiskSpace",

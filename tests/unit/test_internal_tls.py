@@ -60,6 +60,8 @@ TEMPLATES = [
     ("heat.conf", "heat", "heat.conf.j2", "controller01"),
     ("local_settings.py", "horizon", "local_settings.py.j2", "controller01"),
 ]
+# Templates the feature adds (nothing to compare them with before it).
+NEW_TEMPLATES = [("require_ssl.sql", "mariadb_galera", "require_ssl.sql.j2", "database01")]
 # Variables the feature touches that reach a node or a command.
 VARIABLES = [
     "nova_cell0_database_template",
@@ -553,14 +555,22 @@ def test_on_every_database_url_verifies_the_node_and_the_service_accounts_requir
     assert files["nova_cell0_database_template"] == "{scheme}://{username}:{password}@{hostname}/nova_cell0?{query}"
     assert files["nova_cell1_database_template"] == "{scheme}://{username}:{password}@{hostname}/{path}?{query}"
 
+    # a new account requires TLS from its creation; every existing one at the end of the run (site.yml's
+    # last play, after the rolling restart moved the services to TLS): never the load balancers' check user
     sql = files["databases.sql"]
     users = {"keystone", "glance", "placement", "nova", "neutron", "cinder", "heat"}
     for user in users:
-        assert f"ALTER USER '{user}'@'%' REQUIRE SSL;" in sql, user
+        assert f"CREATE USER IF NOT EXISTS '{user}'@'%' REQUIRE SSL;" in sql, user
     assert "haproxy" not in sql
     host = "database01" if model.mode == "ha" else "controller01"
+    require = renderer.template("mariadb_galera", "require_ssl.sql.j2", host)
+    assert sorted(re.findall(r"ALTER USER '(\w+)'@'%' REQUIRE SSL;", require)) == sorted(users)
+    assert "haproxy" not in require and require.rstrip().endswith("DELIMITER ;")
     health = renderer.template("mariadb_galera", "health_check_user.sql.j2", host)
     assert "CREATE USER 'haproxy'@" in health and "REQUIRE" not in health
+    plays = yaml.safe_load((PLAYBOOKS / "site.yml").read_text())
+    assert plays[-2]["name"] == "Rolling restart of the controllers"
+    assert plays[-1]["tasks"][0]["ansible.builtin.include_role"]["tasks_from"] == "require_ssl.yml"
 
     mycnf = files["my.cnf"]
     server = _ini_section(mycnf, "mysqld")
@@ -636,7 +646,7 @@ def test_ansible_renders_these_templates_as_this_renderer_does(local_tiny, tmp_p
     )
     out = tmp_path / "rendered"
     out.mkdir()
-    templates = [{"label": label, "role": role, "template": name} for label, role, name, _ in TEMPLATES]
+    templates = [{"label": label, "role": role, "template": name} for label, role, name, _ in TEMPLATES + NEW_TEMPLATES]
     tasks = []
     for index, (_, role, tasks_file, task_name, argument, _) in enumerate(TASK_ARGS):
         task = next(t for t in yaml.safe_load((PLAYBOOKS / "roles" / role / "tasks" / tasks_file).read_text())
@@ -665,7 +675,7 @@ def test_ansible_renders_these_templates_as_this_renderer_does(local_tiny, tmp_p
     assert run_playbook(target, run, progress=progress).status == "successful"
 
     renderer = Renderer(PLAYBOOKS, model, deployment.nodes, target.secrets)
-    for label, role, name, _ in TEMPLATES:
+    for label, role, name, _ in TEMPLATES + NEW_TEMPLATES:
         assert (out / label).read_text() == renderer.template(role, name, "controller01"), label
     variables = json.loads((out / "variables.json").read_text())
     assert variables == {name: renderer.variable(name, "controller01") for name in VARIABLES}

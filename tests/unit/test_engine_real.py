@@ -129,7 +129,7 @@ def test_run_ansible_with_real_runner_through_the_ops_layer(local_target, monkey
     deployment, make = local_target
     import viocli.ops.ansible as ops_ansible
 
-    monkeypatch.setattr(ops_ansible, "run_target", lambda settings, d: make())
+    monkeypatch.setattr(ops_ansible, "run_target", lambda settings, d, extra_secrets=None: make())
     result = run_ansible(load_settings(), deployment, PlaybookRun("ping.yml"))
     assert result.hosts("ok") == ["controller01"]
     assert result.changed == 0

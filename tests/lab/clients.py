@@ -123,6 +123,7 @@ class RowWriterLoop:
     user: str
     password: str
     database: str
+    ca_file: Path | None = None  # TLS verified against this CA (the deployment's, with internal_tls)
     table: str = field(default_factory=lambda: f"acknowledged_{uuid.uuid4().hex[:12]}")
     pause: float = 0.05
     acknowledged: list[int] = field(default_factory=list)
@@ -136,9 +137,10 @@ class RowWriterLoop:
     def connect(self):
         import pymysql
 
+        tls = {"ssl": {"ca": str(self.ca_file)}} if self.ca_file else {}
         return pymysql.connect(
             host=self.host, user=self.user, password=self.password, database=self.database,
-            connect_timeout=5, read_timeout=15, write_timeout=15, autocommit=False,
+            connect_timeout=5, read_timeout=15, write_timeout=15, autocommit=False, **tls,
         )  # fmt: skip
 
     def __enter__(self) -> RowWriterLoop:

@@ -99,14 +99,20 @@ def ha(lab_env):
 
 @pytest.fixture(scope="session")
 def writer_account(ha):
-    """A database and user of the test's own, for the row-writing client (password over stdin)."""
-    env, _, _ = ha
+    """A database and user of the test's own, for the row-writing client (password over stdin).
+
+    With the deployment's internal_tls on, the account requires TLS, as the services' accounts do, and
+    the client verifies the database nodes against the deployment's CA.
+    """
+    env, inventories, _ = ha
+    internal_tls = bool(yaml.safe_load((inventories / "lab-ha.yml").read_text()).get("internal_tls"))
     password = secrets.token_urlsafe(16)
     sql = (
         "CREATE DATABASE IF NOT EXISTS viocli_probe;\n"
-        f"CREATE OR REPLACE USER 'probe'@'%' IDENTIFIED BY '{password}';\n"
+        f"CREATE OR REPLACE USER 'probe'@'%' IDENTIFIED BY '{password}'{' REQUIRE SSL' if internal_tls else ''};\n"
         "GRANT ALL ON viocli_probe.* TO 'probe'@'%';\n"
     )
     done = on_node_run(env, HA, DATABASES[0], "mysql --batch", stdin=sql)
     assert done.returncode == 0, done.stderr
-    return {"host": INTERNAL_VIP, "user": "probe", "password": password, "database": "viocli_probe"}
+    ca_file = Path(env["VIOCLI_STATE_DIR"]) / "deployments" / HA / "tls" / "ca.pem" if internal_tls else None
+    return {"host": INTERNAL_VIP, "user": "probe", "password": password, "database": "viocli_probe", "ca_file": ca_file}

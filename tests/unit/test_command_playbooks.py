@@ -246,7 +246,8 @@ def test_secrets_only_in_a_private_file_removed_after_the_run(deployment, fake) 
     inventory_text = yaml.safe_dump(call["inventory_file"])
     argv_and_env = repr({k: v for k, v in call.items() if k not in ("secrets_file", "event_handler")})
     for value in call["secrets_file"].values():
-        for text in value if isinstance(value, list) else [value]:
+        texts = value if isinstance(value, list) else list(value.values()) if isinstance(value, dict) else [value]
+        for text in texts:
             assert text not in inventory_text
             assert text not in argv_and_env
 

@@ -344,16 +344,17 @@ def _render_all(renderer: Renderer, mode: str) -> dict[str, Any]:
 
 
 def test_the_inventory_key_is_off_unless_set_and_only_the_inventory_sets_it(example) -> None:
-    model = load_inventory(example("ha")).model
+    model = load_inventory(example("tiny")).model  # the HA example turns it on; tiny leaves it unset
     assert model.internal_tls is False
     assert inventory_vars(model)["internal_tls"] is False
+    assert load_inventory(example("ha")).model.internal_tls is True
     assert "internal_tls" in locked_variables(model)  # not from custom.yml or -e
     assert _model(example, "ha", True).internal_tls is True
     assert inventory_vars(_model(example, "ha", True))["internal_tls"] is True
 
 
 def test_off_gives_no_certificate(example, tmp_path: Path) -> None:
-    model = load_inventory(example("ha")).model
+    model = _model(example, "ha", False)
     assert internal_tls_vars(model, _nodes(model), tmp_path) == {}
     assert not (tmp_path / "tls").exists()
 

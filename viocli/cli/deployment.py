@@ -38,6 +38,7 @@ extra_vars_option = click.option(
     help="Override a variable for this run only (beats custom.yml). Never put secrets here.",
 )
 yes_option = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+PEM_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -447,31 +448,10 @@ def cert_req_create(
 
 @deployment.command(name="cert-update", context_settings=CONTEXT_SETTINGS)
 @inventory_option
-@click.option(
-    "-p",
-    "--cert",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The signed certificate (PEM; may be followed by its chain).",
-)
-@click.option(
-    "--chain",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The intermediate CA certificates (PEM).",
-)
-@click.option(
-    "--ca",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The root CA clients trust (default: this OMS's system trust store).",
-)
-@click.option(
-    "--key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The private key (default: the pending key of cert-req-create that matches).",
-)
+@click.option("-p", "--cert", type=PEM_FILE, default=None, help="The signed certificate (PEM; its chain may follow).")
+@click.option("--chain", type=PEM_FILE, default=None, help="The intermediate CA certificates (PEM).")
+@click.option("--ca", type=PEM_FILE, default=None, help="The root CA clients trust (default: the OMS's trust store).")
+@click.option("--key", type=PEM_FILE, default=None, help="The private key (default: the matching pending key).")
 @click.option("--force", is_flag=True, help="Install a certificate that expires within 30 days.")
 @click.option("--self-signed", "self_signed", is_flag=True, help="Renew the deployment's own CA-signed certificate.")
 @click.option("--days", type=int, default=None, help="With --self-signed: how long it is valid (default 825).")

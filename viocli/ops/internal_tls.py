@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from viocli import pki
-from viocli.errors import BadInput
 from viocli.inventory.model import Inventory
 from viocli.inventory.topology import Node
-from viocli.ops.tls import deployment_ca, tls_dir
+from viocli.ops.tls import deployment_ca, read_pem, tls_dir
 
 # The nodes whose services serve TLS themselves (MariaDB and RabbitMQ); the controllers' APIs stay plain
 # HTTP behind HAProxy, which serves the internal VIP's certificate.
@@ -60,11 +59,7 @@ def _signed(ca: pki.CertFiles, directory: Path, name: str, names: Sequence[str],
 
 
 def _read(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as error:
-        raise BadInput(f"internal TLS: cannot read {path}: {error}") from None
-    return text if text.endswith("\n") else text + "\n"
+    return read_pem(path, "internal TLS")
 
 
 def internal_tls_vars(model: Inventory, nodes: Sequence[Node], deployment_dir: Path) -> dict[str, Any]:

@@ -138,10 +138,10 @@ def external_pem(model: Inventory, deployment_dir: Path) -> str:
     return "".join(read_pem(path) for path in (files.cert, files.chain, files.key) if path is not None)
 
 
-def read_pem(path: Path) -> str:
-    """A PEM file's text, ending in a newline; BadInput naming the file when it cannot be read."""
+def read_pem(path: Path, what: str = "external TLS") -> str:
+    """A PEM file's text, ending in a newline; BadInput naming ``what`` and the file when it cannot be read."""
     try:
         text = path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as error:
-        raise BadInput(f"external TLS: cannot read {path}: {error}") from None
+        raise BadInput(f"{what}: cannot read {path}: {error}") from None
     return text if text.endswith("\n") else text + "\n"

@@ -297,3 +297,22 @@ def test_cert_update_argument_rules(deployment, runs, tmp_path: Path) -> None:
         outcome = CliRunner().invoke(cli, argv)
         assert outcome.exit_code == 2 and says in outcome.stderr, (argv, outcome.output)
     assert runs == []
+
+
+def test_a_user_who_cannot_read_the_record_is_told_by_the_ca_file_check(deployment, monkeypatch) -> None:
+    """deployment status runs for any user, and the deployment's directory is root's (0700): the record's
+    PermissionError is not an error of its own (the CA file's check then says "run as root")."""
+    from viocli.ops.tls import client_ca_file
+
+    model = load_inventory(EXAMPLES / "tiny.yml").model
+    directory = deployment.deployment_dir(NAME)
+    real_read_text = Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self.name == "external.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    assert read_record(directory) == {}
+    assert client_ca_file(model, directory) == external_ca_file(directory)

@@ -83,6 +83,10 @@ def read_record(deployment_dir: Path) -> dict[str, str]:
         data = json.loads((tls_dir(deployment_dir) / RECORD_NAME).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
+    except PermissionError:
+        # a user other than root (deployment status): the deployment's directory is 0700, and what
+        # needs the record then reports it cannot read the CA file, which is the same directory
+        return {}
     except (OSError, ValueError) as error:
         raise BadInput(f"cannot read {tls_dir(deployment_dir) / RECORD_NAME}: {error}") from None
     return data if isinstance(data, dict) else {}

@@ -380,16 +380,21 @@ def check_certificate(
     return CheckReport(problems=problems, warnings=warnings, info=info)
 
 
-def pem_bundle(leaf: x509.Certificate, chain: Sequence[x509.Certificate], key: PrivateKeyTypes) -> str:
-    """What HAProxy serves: the leaf, the chain without self-signed roots (clients have them), then the key."""
+def served_certificates(leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    """The certificates HAProxy sends: the leaf, then the chain without self-signed roots (clients have them)."""
+    return [leaf] + [cert for cert in chain if cert != leaf and not _self_signed(cert)]
+
+
+def certificates_pem(certs: Sequence[x509.Certificate]) -> bytes:
+    """Certificates as PEM, one after the other."""
     from cryptography.hazmat.primitives import serialization
 
-    parts = [leaf.public_bytes(serialization.Encoding.PEM)]
-    for cert in chain:
-        if cert != leaf and not _self_signed(cert):
-            parts.append(cert.public_bytes(serialization.Encoding.PEM))
-    parts.append(private_key_pem(key))
-    return b"".join(parts).decode("ascii")
+    return b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in certs)
+
+
+def pem_bundle(leaf: x509.Certificate, chain: Sequence[x509.Certificate], key: PrivateKeyTypes) -> str:
+    """What HAProxy serves: the leaf, the chain without self-signed roots (clients have them), then the key."""
+    return (certificates_pem(served_certificates(leaf, chain)) + private_key_pem(key)).decode("ascii")
 
 
 def _usage_problems(leaf: Any) -> list[str]:

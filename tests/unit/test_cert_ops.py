@@ -144,7 +144,9 @@ def test_cert_update_runs_the_rollout_then_records_the_certificate(deployment, r
     ca = SigningCA()
     signed = ca.sign(csr)
     (tmp_path / "signed.pem").write_bytes(_pem(signed))
-    result = certs.cert_update(settings, None, NAME, cert=tmp_path / "signed.pem", ca=ca.write(tmp_path / "ca.pem"))
+    root = ca.write(tmp_path / "ca.pem")
+    # the root given in the chain too, as CAs often send it: it is checked, and not served
+    result = certs.cert_update(settings, None, NAME, cert=tmp_path / "signed.pem", chain=root, ca=root)
 
     [(run, extra)] = runs
     sha1 = signed.fingerprint(hashes.SHA1()).hex().upper()

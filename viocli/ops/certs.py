@@ -295,7 +295,9 @@ def _record(deployment_dir: Path, new: _NewCertificate) -> None:
     else:
         files = custom_files(deployment_dir)
         write_atomic(files.key, certificates.private_key_pem(new.key), 0o600)
-        write_atomic(files.cert, b"".join(_pem(c) for c in [new.leaf, *new.chain]), 0o644)
+        # exactly what was served, so that configure serves the same bytes and reloads nothing
+        served = certificates.served_certificates(new.leaf, new.chain)
+        write_atomic(files.cert, certificates.certificates_pem(served), 0o644)
     write_atomic(external_ca_file(deployment_dir), new.ca_pem, 0o644)
     info = new.info
     write_record(
@@ -311,12 +313,6 @@ def _record(deployment_dir: Path, new: _NewCertificate) -> None:
     )
     if new.pending_key is not None:
         new.pending_key.unlink(missing_ok=True)
-
-
-def _pem(cert: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _key_id(public_key: Any) -> str:

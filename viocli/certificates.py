@@ -628,13 +628,19 @@ def _key_text(public: Any) -> str:
     return type(public).__name__
 
 
+def public_key_sha256(public: Any) -> str:
+    """The SHA-256 of a public key's DER SubjectPublicKeyInfo, in hex: what names a key."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
 def _key_id(public: Any) -> str:
     """The key's type and the start of its SubjectPublicKeyInfo's SHA-256: two RSA 2048 keys differ."""
-    from cryptography.hazmat.primitives import hashes, serialization
-
-    digest = hashes.Hash(hashes.SHA256())
-    digest.update(public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
-    return f"{_key_text(public)} (public key sha256 {digest.finalize().hex()[:16]})"
+    return f"{_key_text(public)} (public key sha256 {public_key_sha256(public)[:16]})"
 
 
 def _weak_key(public: Any) -> str | None:

@@ -34,16 +34,17 @@ from viocli.ops.configure import configurable_deployment, existing_deployment
 from viocli.ops.context import Deployment
 from viocli.ops.operation import operation
 from viocli.ops.tls import (
+    ca_name,
     custom_files,
     deployment_ca,
     external_ca_file,
+    external_cn,
     external_names,
     tls_dir,
     write_record,
 )
 from viocli.settings import Settings, share_dir
 
-SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 VIP_CHECK_SECONDS = 30.0
 MIN_SELF_SIGNED_DAYS = 60
 
@@ -87,7 +88,7 @@ def cert_req_create(
     """Make a new pending key and a CSR for the external FQDN and VIP (and ``extra_names``)."""
     deployment, _ = existing_deployment(settings, inventory_path, name, "request a certificate for")
     model = deployment.loaded.model
-    names = _unique([*reversed(external_names(model)), *extra_names])  # the FQDN first: it is what CAs look at
+    names = list(dict.fromkeys([*reversed(external_names(model)), *extra_names]))  # the FQDN first: CAs read it
     if subject is None or not subject.common_name:  # the FQDN (else the VIP) unless --cn names another
         subject = dataclasses.replace(subject or certificates.SubjectFields(""), common_name=names[0])
     key = certificates.new_private_key()
@@ -99,7 +100,7 @@ def cert_req_create(
     with operation(settings, deployment.name, "deployment cert-req-create"):
         directory.mkdir(parents=True, exist_ok=True)
         earlier = len(list(directory.glob("*.key")))
-        key_path = directory / f"{_key_id(key.public_key())}.key"
+        key_path = directory / _pending_key_name(key.public_key())
         write_atomic(key_path, certificates.private_key_pem(key), 0o600)
         csr_path = tls_dir(settings.deployment_dir(deployment.name)) / "pending.csr"
         write_atomic(csr_path, csr_pem, 0o644)
@@ -210,10 +211,12 @@ def _operator_certificate(
         )
     if ca is not None:
         ca_pem = ca.read_bytes()
-    elif SYSTEM_CA_BUNDLE.is_file():
-        ca_pem = SYSTEM_CA_BUNDLE.read_bytes()  # check_certificate verified the chain against it
+    elif certificates.SYSTEM_CA_BUNDLE.is_file():
+        ca_pem = certificates.SYSTEM_CA_BUNDLE.read_bytes()  # check_certificate verified the chain against it
     else:
-        raise BadInput(f"no --ca given and {SYSTEM_CA_BUNDLE} does not exist", hint="pass the root CA with --ca")
+        raise BadInput(
+            f"no --ca given and {certificates.SYSTEM_CA_BUNDLE} does not exist", hint="pass the root CA with --ca"
+        )
     return _NewCertificate(
         leaf, intermediates, private_key, ca_pem, report.info, report.warnings, "cert-update", pending_key
     )
@@ -233,7 +236,7 @@ def _self_signed(deployment: Deployment, deployment_dir: Path, days: int) -> _Ne
         key=tls_dir(deployment_dir) / "staged-external.key",
     )
     names = external_names(model)
-    pki.issue_server_cert(staged, names, ca_name=f"viocli {model.name} CA", cert_name=names[-1], days=days)
+    pki.issue_server_cert(staged, names, ca_name=ca_name(model.name), cert_name=external_cn(model), days=days)
     leaf = certificates.load_certificates(staged.cert)[0]
     anchors = certificates.load_certificates(ca.ca_cert)
     private_key = certificates.load_private_key(staged.key)
@@ -245,8 +248,7 @@ def _self_signed(deployment: Deployment, deployment_dir: Path, days: int) -> _Ne
 
 def _matching_pending_key(deployment_dir: Path, leaf: Any) -> Path:
     """The pending key whose public key the certificate holds (BadInput when no request made it)."""
-    wanted = _key_id(leaf.public_key())
-    path = pending_dir(deployment_dir) / f"{wanted}.key"
+    path = pending_dir(deployment_dir) / _pending_key_name(leaf.public_key())
     if path.is_file():
         return path
     pending = sorted(pending_dir(deployment_dir).glob("*.key"))
@@ -315,17 +317,6 @@ def _record(deployment_dir: Path, new: _NewCertificate) -> None:
         new.pending_key.unlink(missing_ok=True)
 
 
-def _key_id(public_key: Any) -> str:
-    """A short name for a public key: the start of the SHA-256 of its DER SubjectPublicKeyInfo."""
-    from cryptography.hazmat.primitives import serialization
-
-    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()[:16]
-
-
-def _unique(names: Sequence[str]) -> list[str]:
-    seen: list[str] = []
-    for name in names:
-        if name not in seen:
-            seen.append(name)
-    return seen
+def _pending_key_name(public_key: Any) -> str:
+    """A pending key's file name: the start of its public key's SHA-256 (the certificate holds the same)."""
+    return f"{certificates.public_key_sha256(public_key)[:16]}.key"

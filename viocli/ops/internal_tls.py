@@ -22,6 +22,7 @@ from typing import Any
 from viocli import pki
 from viocli.inventory.model import Inventory
 from viocli.inventory.topology import Node
+from viocli.ops.tls import ca_name as deployment_ca_name
 from viocli.ops.tls import deployment_ca, read_pem, tls_dir
 
 # The nodes whose services serve TLS themselves (MariaDB and RabbitMQ); the controllers' APIs stay plain
@@ -73,7 +74,7 @@ def internal_tls_vars(model: Inventory, nodes: Sequence[Node], deployment_dir: P
     if not model.internal_tls:
         return {}
     ca = deployment_ca(deployment_dir, model.name)
-    ca_name = f"viocli {model.name} CA"
+    ca_name = deployment_ca_name(model.name)
     directory = internal_directory(deployment_dir)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)

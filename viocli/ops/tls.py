@@ -54,7 +54,7 @@ def external_ca_file(deployment_dir: Path) -> Path:
 
 
 def deployment_ca(deployment_dir: Path, deployment_name: str) -> pki.CertFiles:
-    """The deployment's own CA (made on first use, kept while valid) as ``CertFiles`` (cert and key unset).
+    """The deployment's own CA (made on first use, kept while valid), with its generated external certificate.
 
     Deployments made before the CA had its own files kept it as ``external-ca.pem``/``external-ca.key``:
     those are adopted once.
@@ -66,7 +66,7 @@ def deployment_ca(deployment_dir: Path, deployment_name: str) -> pki.CertFiles:
     if old_key.exists() and not ca_key.exists():
         shutil.copyfile(directory / CA_CERT_NAME, ca_cert)
         os.replace(old_key, ca_key)
-    pki.ensure_ca(ca_cert, ca_key, f"viocli {deployment_name} CA")
+    pki.ensure_ca(ca_cert, ca_key, ca_name(deployment_name))
     cert, key = directory / "external.crt", directory / "external.key"
     return pki.CertFiles(ca_cert=ca_cert, ca_key=ca_key, cert=cert, key=key)
 
@@ -81,11 +81,9 @@ def read_record(deployment_dir: Path) -> dict[str, str]:
     """What ``cert-update`` recorded about the served certificate ({} before the first one)."""
     try:
         data = json.loads((tls_dir(deployment_dir) / RECORD_NAME).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except PermissionError:
-        # a user other than root (deployment status): the deployment's directory is 0700, and what
-        # needs the record then reports it cannot read the CA file, which is the same directory
+    except (FileNotFoundError, PermissionError):
+        # none yet; or a user other than root (deployment status), for whom the deployment's directory
+        # (0700) is closed: what needs the record then reports it cannot read the CA file, beside it
         return {}
     except (OSError, ValueError) as error:
         raise BadInput(f"cannot read {tls_dir(deployment_dir) / RECORD_NAME}: {error}") from None
@@ -107,7 +105,7 @@ def external_files(model: Inventory, deployment_dir: Path) -> ExternalFiles:
         tls = model.external_tls
         return ExternalFiles("inventory", tls.cert_file, tls.key_file, tls.chain_file)
     files = deployment_ca(deployment_dir, model.name)
-    pki.ensure_server_cert(files, external_names(model), ca_name=f"viocli {model.name} CA", cert_name=_cn(model))
+    pki.ensure_server_cert(files, external_names(model), ca_name=ca_name(model.name), cert_name=external_cn(model))
     ca_file = external_ca_file(deployment_dir)
     if not ca_file.exists() or ca_file.read_bytes() != files.ca_cert.read_bytes():
         write_atomic(ca_file, files.ca_cert.read_bytes(), 0o644)
@@ -119,8 +117,14 @@ def external_names(model: Inventory) -> list[str]:
     return [str(model.vips.external)] + ([model.vips.external_fqdn] if model.vips.external_fqdn else [])
 
 
-def _cn(model: Inventory) -> str:
+def external_cn(model: Inventory) -> str:
+    """The common name of the deployment's own external certificate: the FQDN, else the VIP."""
     return model.vips.external_fqdn or str(model.vips.external)
+
+
+def ca_name(deployment_name: str) -> str:
+    """The common name of a deployment's own CA."""
+    return f"viocli {deployment_name} CA"
 
 
 def served_source(model: Inventory, deployment_dir: Path) -> Source:

@@ -126,6 +126,9 @@ class RowWriterLoop:
     ca_file: Path | None = None  # TLS verified against this CA (the deployment's, with internal_tls)
     table: str = field(default_factory=lambda: f"acknowledged_{uuid.uuid4().hex[:12]}")
     pause: float = 0.05
+    # renew the connection after this many seconds, as the services' pools do (the playbooks'
+    # database_connection_recycle_time), so that it leaves a Galera member taken out of HAProxy's backend
+    recycle: float = 10.0
     acknowledged: list[int] = field(default_factory=list)
     acknowledged_at: list[float] = field(default_factory=list)  # when each COMMIT was acknowledged
     errors: list[str] = field(default_factory=list)
@@ -155,12 +158,15 @@ class RowWriterLoop:
         self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        number, connection = 0, None
+        number, connection, connected_at = 0, None, 0.0
         while not self._stop.is_set():
             number += 1
             try:
+                if connection is not None and time.monotonic() - connected_at > self.recycle:
+                    connection.close()
+                    connection = None
                 if connection is None:
-                    connection = self.connect()
+                    connection, connected_at = self.connect(), time.monotonic()
                 with connection.cursor() as cursor:
                     cursor.execute(f"INSERT INTO {self.table} (n) VALUES (%s)", (number,))
                 connection.commit()

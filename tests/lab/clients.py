@@ -126,8 +126,9 @@ class RowWriterLoop:
     ca_file: Path | None = None  # TLS verified against this CA (the deployment's, with internal_tls)
     table: str = field(default_factory=lambda: f"acknowledged_{uuid.uuid4().hex[:12]}")
     pause: float = 0.05
-    # renew the connection after this many seconds, as the services' pools do (the playbooks'
-    # database_connection_recycle_time), so that it leaves a Galera member taken out of HAProxy's backend
+    # renew the connection after this many seconds: writing every `pause`, it is never idle, so a Galera
+    # member taken out of HAProxy's backend would wait for it until its drain gives up (the playbooks'
+    # mariadb_drain_timeout), where a service's pool, idle between requests, is let go at once
     recycle: float = 10.0
     acknowledged: list[int] = field(default_factory=list)
     acknowledged_at: list[float] = field(default_factory=list)  # when each COMMIT was acknowledged

@@ -15,10 +15,11 @@ import time
 
 import pytest
 
-from tests.lab.clients import ApiClientLoop
+from tests.lab.clients import ApiClientLoop, RowWriterLoop
 from tests.lab.conftest import HA, configure
 from tests.lab.oms import (
     CONTROLLERS,
+    DATABASES,
     EXTERNAL_VIP,
     admin_password,
     external_ca,
@@ -106,6 +107,31 @@ def test_changed_files_restart_their_services_one_controller_at_a_time_without_a
     finally:
         custom.write_text(original)
         configure(env, HA, *TAGS)
+        _healthy(env)
+
+
+def test_a_changed_mariadb_setting_restarts_every_member_drained_without_a_failed_request(ha, writer_account) -> None:
+    """configure restarts each Galera member whose my.cnf changed, one at a time, each out of HAProxy's
+    mariadb backend and left by its clients first: no request through the external VIP fails and no
+    acknowledged row is lost (before, the active member's restart cut the queries running on it)."""
+    env, inventories, _ = ha
+    custom = inventories / "custom-lab.yml"
+    original = custom.read_text()
+    before = {db: unit_started(env, HA, db, "mariadb") for db in DATABASES}
+    client = ApiClientLoop(EXTERNAL_VIP, admin_password(env, HA), external_ca(env, HA))
+    try:
+        with client, RowWriterLoop(**writer_account) as writer:
+            custom.write_text(original + "mariadb_max_connections: 1001\n")
+            assert configure(env, HA, "-t", "mariadb") > 0
+        for db in DATABASES:
+            assert unit_started(env, HA, db, "mariadb") > before[db], f"{db}: mariadb did not restart"
+            assert on_node(env, HA, db, "mysql -N -B -e 'SELECT @@max_connections'").strip() == "1001", db
+        assert len(client.records) > 20, "the client loop barely ran"
+        assert client.failures == [], client.failures[:5]
+        assert writer.missing() == []
+    finally:
+        custom.write_text(original)
+        configure(env, HA, "-t", "mariadb")
         _healthy(env)
 
 
